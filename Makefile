@@ -1,0 +1,52 @@
+# Task2Sim study. Quick start (fresh Debian/Ubuntu, Python 3.11):
+#   make demo   # installs everything, runs the study at the cpu profile, writes figures/
+#   make test   # installs everything, runs the test suite and the notebook check (nbval)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PROFILE ?= cpu
+PYTEST_ARGS ?=
+
+.PHONY: demo test install system-deps assets data study test-fast benchmarks clean help
+
+help:
+	@echo "make demo | test | install | assets | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+assets: install
+	$(BIN)/t2s assets fetch
+
+data: install
+	$(BIN)/t2s data fetch
+
+study: assets data
+	$(BIN)/t2s study --profile $(PROFILE)
+
+demo: assets data
+	$(BIN)/t2s study --profile cpu
+
+# pytest exit 5 ("no tests collected") is not a failure.
+test: assets data
+	set +e; $(BIN)/python -m pytest -ra --nbval-lax tests notebooks $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+test-fast: install
+	$(BIN)/python -m pytest -ra -x tests $(PYTEST_ARGS)
+
+benchmarks: assets data
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,80 @@
+"""Atomic file output: nothing half-written is ever left under a final name.
+
+Every stage writes to a temporary sibling and renames it into place when complete
+(``os.replace`` is atomic on POSIX within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; rename it to ``final`` only if the block succeeds.
+
+    For ``is_dir=True`` the temporary path is a fresh directory; an existing ``final`` directory
+    is replaced as a whole. On error the temporary path is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if is_dir:
+            if final.exists():
+                old = final.with_name(f".{final.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(final)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON atomically (sorted keys are *not* forced: order is meaningful)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read JSON, turning a missing or malformed file into a clear error."""
+    from .errors import T2SError
+
+    path = Path(path)
+    if not path.is_file():
+        raise T2SError(f"{path}: file not found", "check the path, or run the stage that writes it")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise T2SError(f"{path}: not valid JSON ({exc})", "delete the file and rerun the stage that writes it") from exc

@@ -1,0 +1,73 @@
+"""Run the numbered notebooks headless through papermill, in order.
+
+Layout of one study run (profile ``P``)::
+
+    runs/P/notebooks/NN_name.ipynb   executed copy of each notebook (with outputs)
+    runs/P/<stage>/...               each stage's cached results (see the stage's module)
+    <figures_dir>/                   figures and tables (``figures/`` for cpu/paper)
+
+The run stops at the first failing notebook and names it and the failing cell.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import T2SError
+from .paths import NOTEBOOKS_DIR
+from .profiles import load_profile
+
+
+def study_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks ``NN_*.ipynb`` in order."""
+    found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise T2SError(f"no numbered notebooks found in {notebooks_dir}", "run from a complete checkout of the project")
+    return found
+
+
+def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
+    """Keep the notebooks whose number or name matches one of ``only`` (e.g. ``03`` or ``03_policy``)."""
+    if not only:
+        return list(notebooks)
+    chosen = [nb for nb in notebooks if any(nb.stem == o or nb.stem.startswith(f"{o}_") or nb.stem.split("_")[0] == o for o in only)]
+    if not chosen:
+        raise T2SError(f"no notebook matches {list(only)}", f"choose from: {', '.join(nb.stem for nb in notebooks)}")
+    return chosen
+
+
+def run_study(profile: str = "cpu", only: Sequence[str] | None = None, kernel_name: str | None = None) -> list[dict]:
+    """Execute the notebooks with papermill; return one record per notebook (name, seconds)."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    prof = load_profile(profile)
+    out_dir = Path(prof["run_dir"]) / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for nb in select_notebooks(study_notebooks(), only):
+        target = out_dir / nb.name
+        print(f"[t2s study] {nb.name} (profile {prof['name']}) -> {target}", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(target),
+                parameters={"profile": profile},
+                kernel_name=kernel_name or "python3",
+                cwd=str(nb.parent),
+                progress_bar=False,
+                log_output=False,
+            )
+        except PapermillExecutionError as exc:
+            raise T2SError(
+                f"notebook {nb.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
+                f"{exc.ename}: {exc.evalue}",
+                f"open the executed copy {target} to see the failing cell and its traceback",
+            ) from exc
+        seconds = time.perf_counter() - start
+        records.append({"notebook": nb.name, "seconds": round(seconds, 1)})
+        print(f"[t2s study] {nb.name} done in {seconds:.1f} s", flush=True)
+    return records

@@ -1,0 +1,37 @@
+"""Test options: slow, GPU-only and large-data tests are skipped by default, with a visible reason."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
+    parser.addoption("--run-large-data", action="store_true", help="run tests that need T2S_DATA_ROOT datasets")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = config.getoption("--run-slow") or os.environ.get("T2S_RUN_SLOW") == "1"
+    run_large = config.getoption("--run-large-data")
+    has_cuda = None
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow test: run with --run-slow"))
+        if "large_data" in item.keywords and not run_large:
+            item.add_marker(pytest.mark.skip(reason="needs a paper dataset under T2S_DATA_ROOT: run with --run-large-data"))
+        if "gpu" in item.keywords:
+            if has_cuda is None:
+                has_cuda = _cuda_available()
+            if not has_cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)"))
