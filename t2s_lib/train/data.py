@@ -1,0 +1,66 @@
+"""Rendered image sets as training data: an ImageFolder (``<class>/<image>``) plus its manifest.
+
+The renderer writes ``manifest.jsonl`` and ``dataset.json`` next to the class folders; they are
+optional here (an ImageFolder of any origin can be used) but an empty or malformed set is refused
+before any output is created.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import T2SError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def describe_image_set(root: str | Path) -> dict[str, Any]:
+    """Check an ImageFolder and return ``{root, classes, num_images, meta}`` (``meta``: dataset.json)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise T2SError(f"image set {root} does not exist",
+                       "render it first (`t2s render ...`) or give the folder that holds the class folders")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    counts = {c: sum(1 for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) for c in classes}
+    total = sum(counts.values())
+    if not classes or total == 0:
+        raise T2SError(f"image set {root} is empty (no class folder with images)",
+                       "render the set again; expected <class>/<name>.jpg files")
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise T2SError(f"image set {root}: class folder(s) {empty[:5]} hold no images",
+                       "re-render the set or delete the empty class folders")
+    meta: dict[str, Any] = {}
+    meta_path = root / "dataset.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise T2SError(f"{meta_path} is not valid JSON ({exc})", "re-render the set") from exc
+    return {"root": str(root), "classes": classes, "num_images": total, "meta": meta}
+
+
+def image_folder(root: str | Path, transform: Callable | None = None):
+    """A torchvision ImageFolder over a checked image set (RGB PIL images, labels in sorted class order)."""
+    from torchvision.datasets import ImageFolder
+
+    describe_image_set(root)
+    return ImageFolder(str(root), transform=transform)
+
+
+def train_transform(img_size: int, *, auto_augment: str | None = "rand-m9-mstd0.5-inc1",
+                    interpolation: str = "bicubic", scale: tuple[float, float] = (0.08, 1.0)):
+    """The paper's pre-training augmentation, built by timm (RandomResizedCrop, flip, RandAugment, norm)."""
+    from timm.data import create_transform
+
+    return create_transform(img_size, is_training=True, auto_augment=auto_augment or None,
+                            interpolation=interpolation, scale=scale, re_prob=0.0, hflip=0.5)
+
+
+def eval_transform(img_size: int, *, interpolation: str = "bicubic", crop_pct: float = 224 / 256):
+    """Resize to ``img_size / crop_pct`` and centre-crop ``img_size`` (224 from 256 at paper scale)."""
+    from timm.data import create_transform
+
+    return create_transform(img_size, is_training=False, interpolation=interpolation, crop_pct=crop_pct)
