@@ -1,0 +1,68 @@
+"""Split rules: the paper's per-class 70/30 split and stratified subsampling."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import T2SError
+
+
+def split_70_30(labels: Sequence[int], train_frac: float = 0.7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class split used by the paper where a dataset has no official one (reference 7.3).
+
+    One ``RandomState(seed)`` is shared across classes, visited in order of first appearance of
+    each label; within a class the indices are shuffled and the first ``floor(0.7 n)`` go to train.
+    Returns sorted index arrays (train, test).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    order: list = []
+    seen: set = set()
+    for lab in labels.tolist():  # first-appearance order, as the published loaders iterate
+        if lab not in seen:
+            seen.add(lab)
+            order.append(lab)
+    train: list[int] = []
+    test: list[int] = []
+    for lab in order:
+        idx = np.flatnonzero(labels == lab)
+        rng.shuffle(idx)
+        k = int(np.floor(train_frac * len(idx)))
+        train.extend(idx[:k].tolist())
+        test.extend(idx[k:].tolist())
+    return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(test, dtype=np.int64))
+
+
+def stratified_indices(
+    labels: Sequence[int],
+    *,
+    fraction: float = 1.0,
+    max_per_class: int | None = None,
+    max_total: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of a class-stratified subsample.
+
+    Each class keeps ``round(fraction * n_c)`` images (at least one), then at most
+    ``max_per_class``; ``max_total`` scales every class down by the same factor. The draw is
+    deterministic for a seed. Returned indices are sorted.
+    """
+    if not 0.0 < float(fraction) <= 1.0:
+        raise T2SError(f"fraction={fraction!r} out of range", "use a number in (0, 1], e.g. 0.1 for 10 %")
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    classes, counts = np.unique(labels, return_counts=True)
+    keep = np.maximum(1, np.round(counts * float(fraction))).astype(np.int64)
+    if max_per_class is not None:
+        keep = np.minimum(keep, int(max_per_class))
+    if max_total is not None and keep.sum() > max_total:
+        keep = np.maximum(1, np.floor(keep * (max_total / keep.sum()))).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    for cls, k in zip(classes, keep):
+        idx = np.flatnonzero(labels == cls)
+        out.append(rng.choice(idx, size=min(int(k), len(idx)), replace=False))
+    return np.sort(np.concatenate(out))
