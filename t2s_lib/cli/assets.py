@@ -1,0 +1,52 @@
+"""``t2s assets fetch|index|info``: 3D models and HDRIs for the renderer."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("assets", help="fetch/index the 3D models and HDRIs the renderer uses")
+    sub = p.add_subparsers(dest="assets_command", metavar="ACTION")
+    f = sub.add_parser("fetch", help="download (apt/npm, no root), unpack, convert HDRIs, index Sweet Home 3D")
+    f.add_argument("--workers", type=int, default=2)
+    f.set_defaults(func=_fetch)
+    i = sub.add_parser("index", help="index a folder <root>/<class>/<model>.{obj,glb,ply,stl}")
+    i.add_argument("folder")
+    i.add_argument("--workers", type=int, default=2)
+    i.add_argument("--force", action="store_true")
+    i.set_defaults(func=_index)
+    n = sub.add_parser("info", help="summarise an indexed library")
+    n.add_argument("--library", default="sweethome3d")
+    n.set_defaults(func=_info)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from ..assets import fetch_assets
+
+    root = fetch_assets(workers=args.workers)
+    print(f"assets ready in {root}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from ..assets.library import index_folder, load_library
+
+    path = index_folder(args.folder, workers=args.workers, force=args.force)
+    lib = load_library(str(path))
+    print(f"indexed {len(lib.models)} models in {len(lib.classes)} classes into {path}; {len(lib.excluded)} excluded")
+    for mid, why in lib.excluded.items():
+        print(f"  excluded {mid}: {why}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ..assets import hdri_index, load_library
+
+    lib = load_library(args.library)
+    print(f"library {lib.name}: {len(lib.models)} models, {len(lib.classes)} classes, {len(lib.excluded)} excluded")
+    for c, ids in lib.classes.items():
+        print(f"  {c:20s} {len(ids)}")
+    h = hdri_index()
+    print(f"HDRIs: {len(h['hdris'])} ({sum(not m['indoor'] for m in h['hdris'])} outdoor), default {h['default']}")
+    return 0
