@@ -90,3 +90,17 @@ def digits_datasets(size: int = 32, seed: int = 0, test_fraction: float = 0.3):
     n_test = int(len(imgs) * test_fraction)
     te, tr = order[:n_test], order[n_test:]
     return _ArrayDataset(imgs[tr], d.target[tr]), _ArrayDataset(imgs[te], d.target[te])
+
+
+class ToyTask:
+    """A task object over :func:`digits_datasets` (``name, classes, num_classes, dataset(split)``)."""
+
+    def __init__(self, size: int = 32, seed: int = 0, name: str = "sk-digits"):
+        self.name = name
+        self.classes = [str(i) for i in range(10)]
+        self.num_classes = 10
+        self._splits = dict(zip(("train", "test"), digits_datasets(size, seed)))
+
+    def dataset(self, split: str = "train", transform=None):
+        ds = self._splits[split]
+        return _ArrayDataset(ds.images, ds.labels, transform)
