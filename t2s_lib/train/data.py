@@ -50,11 +50,34 @@ def image_folder(root: str | Path, transform: Callable | None = None):
     return ImageFolder(str(root), transform=transform)
 
 
+def _posterize_keep_zero_bits(img, bits_to_keep, **_):
+    """Posterize that accepts 0 bits (a black image), as Pillow did when the paper was trained.
+
+    timm's ``rand-m9-mstd0.5-inc1`` can draw magnitude 10, which maps to 0 bits kept; Pillow >= 11
+    rejects that with ValueError, which would kill a data-loader worker mid-epoch.
+    """
+    from PIL import Image, ImageOps
+
+    if bits_to_keep >= 8:
+        return img
+    if bits_to_keep <= 0:
+        return Image.new(img.mode, img.size)
+    return ImageOps.posterize(img, bits_to_keep)
+
+
+def _patch_timm_posterize() -> None:
+    from timm.data import auto_augment
+
+    for name in ("Posterize", "PosterizeIncreasing", "PosterizeOriginal"):
+        auto_augment.NAME_TO_OP[name] = _posterize_keep_zero_bits
+
+
 def train_transform(img_size: int, *, auto_augment: str | None = "rand-m9-mstd0.5-inc1",
                     interpolation: str = "bicubic", scale: tuple[float, float] = (0.08, 1.0)):
     """The paper's pre-training augmentation, built by timm (RandomResizedCrop, flip, RandAugment, norm)."""
     from timm.data import create_transform
 
+    _patch_timm_posterize()
     return create_transform(img_size, is_training=True, auto_augment=auto_augment or None,
                             interpolation=interpolation, scale=scale, re_prob=0.0, hflip=0.5)
 

@@ -1,0 +1,100 @@
+"""Pre-training: loss goes down, resume is exact, bad input fails clearly with nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from t2s_lib.errors import T2SError
+from t2s_lib.train import PretrainConfig, load_backbone, load_checkpoint, pretrain
+from t2s_lib.train.toy import make_toy_image_set
+
+
+def _cfg(data, out, **kw) -> PretrainConfig:
+    base = dict(data=str(data), out=str(out), arch="resnet10t", epochs=2, batch_size=16, img_size=32, workers=0,
+                warmup_epochs=0, device="cpu", progress=False, seed=3)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def toy_set(tmp_path_factory):
+    return make_toy_image_set(tmp_path_factory.mktemp("toy") / "set", classes=4, per_class=16, size=32, seed=0)
+
+
+def test_pretraining_lowers_clean_loss(toy_set, tmp_path):
+    # paper recipe (RandAugment, mixup/cutmix, smoothing, drop path), but a short, hot schedule
+    cfg = _cfg(toy_set, tmp_path / "run", epochs=4, lr=3e-3, monitor_images=64)
+    ckpt = pretrain(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3, 4]
+    assert records[-1]["monitor_loss"] < records[0]["monitor_loss"] - 0.05
+    saved = load_checkpoint(ckpt)
+    assert saved["complete"] and saved["optimizer"] is None and saved["classes"] == ["c000", "c001", "c002", "c003"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["arch"] == "resnet10t"
+    # a finished run is returned as is
+    assert pretrain(cfg) == ckpt
+
+
+def test_resumed_run_equals_uninterrupted(toy_set, tmp_path):
+    full = load_checkpoint(pretrain(_cfg(toy_set, tmp_path / "a", max_images=32)))
+    part = _cfg(toy_set, tmp_path / "b", stop_after=1, max_images=32)
+    first = load_checkpoint(pretrain(part))
+    assert first["epoch"] == 1 and not first["complete"]
+    part.stop_after = None
+    resumed = load_checkpoint(pretrain(part))
+    assert resumed["epoch"] == 2
+    for k, v in full["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+
+
+def test_resume_refuses_other_settings_and_architecture(toy_set, tmp_path):
+    pretrain(_cfg(toy_set, tmp_path / "r", stop_after=1))
+    with pytest.raises(T2SError, match="resnet18"):
+        pretrain(_cfg(toy_set, tmp_path / "r", arch="resnet18"))
+    with pytest.raises(T2SError, match="lr"):
+        pretrain(_cfg(toy_set, tmp_path / "r", lr=0.5))
+    with pytest.raises(T2SError, match="resnet50"):
+        load_backbone(tmp_path / "r" / "checkpoint.pt", arch="resnet50")
+
+
+def test_resume_refuses_other_class_count(toy_set, tmp_path):
+    pretrain(_cfg(toy_set, tmp_path / "r", stop_after=1))
+    other = tmp_path / "fewer"
+    shutil.copytree(toy_set, other)
+    shutil.rmtree(other / "c003")
+    with pytest.raises(T2SError, match="3 classes"):
+        pretrain(_cfg(other, tmp_path / "r"))
+
+
+def test_empty_image_set_and_gpu_on_cpu_write_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "c0").mkdir(parents=True)
+    with pytest.raises(T2SError, match="empty"):
+        pretrain(_cfg(empty, tmp_path / "out"))
+    with pytest.raises(T2SError, match="does not exist"):
+        pretrain(_cfg(tmp_path / "missing", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_on_cpu_machine_is_a_clear_error(toy_set, tmp_path):
+    from t2s_lib.cli import main
+
+    rc = main(["pretrain", str(toy_set), "--out", str(tmp_path / "out"), "--device", "cuda", "--arch", "resnet10t"])
+    assert rc == 2 and not (tmp_path / "out").exists()
+
+
+def test_cli_pretrain_with_profile(toy_set, tmp_path):
+    from t2s_lib.cli import main
+
+    rc = main(["pretrain", str(toy_set), "--out", str(tmp_path / "cli"), "--profile", "smoke", "--epochs", "1",
+               "--workers", "0", "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert cfg["epochs"] == 1 and cfg["arch"] == "resnet10t"
