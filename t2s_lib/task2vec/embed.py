@@ -1,0 +1,352 @@
+"""Task2Vec embedding by the Monte-Carlo Fisher (reference section 6), written from the description.
+
+Steps of :func:`embed_task` (BN layers stay in training mode throughout, as in the published run):
+
+1. choose the images: a class-stratified ``fraction`` of the training split, at most
+   ``max_samples`` (stratified as well);
+2. cache the probe's penultimate features (the ``fc`` input) of those images;
+3. train only a new ``fc`` on the cached features: Adam (lr 4e-4, wd 1e-4), ``classifier_epochs``
+   epochs of ``classifier_samples`` draws from a class-balanced sampler, batch 64;
+4. Monte-Carlo Fisher: ``fisher_samples`` images from the balanced sampler, batch 64; per batch,
+   labels are *sampled from the model's own softmax*, the mean cross-entropy is back-propagated
+   and the squared gradient of every Conv2d/BatchNorm2d weight is accumulated; divided by the
+   number of batches (the square of the batch-mean gradient, as in the published code);
+5. one value per output filter: the mean over that filter's weights. ``scale`` is all ones.
+
+Cost: one feature pass (forward only) over the chosen images plus one forward/backward pass per
+Fisher sample, i.e. about one training epoch over the sampled images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import T2SError
+from ..io import atomic_path, write_json
+from ..paths import cache_dir
+from .probe import EXPECTED_DIM, build_probe, fisher_modules, layout
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EMBED_VERSION = 1
+
+
+@dataclass
+class Task2VecOptions:
+    """Everything that changes the vector (all of it goes into the cache key and the metadata)."""
+
+    probe: str = "resnet18"
+    probe_checkpoint: str | None = None
+    probe_seed: int = 0
+    image_size: int = 224  # paper: resize 256 (bicubic) + centre crop 224
+    fraction: float = 1.0
+    max_samples: int | None = 10000  # images whose features are cached (awslabs default)
+    fisher_samples: int = 10000  # images drawn for the Monte-Carlo Fisher (one epoch of 10 000)
+    batch_size: int = 64  # feature pass and classifier batches
+    fisher_batch_size: int = 64  # the estimate averages one squared batch gradient per batch: smaller = more batches, less noise
+    classifier_epochs: int = 10
+    classifier_samples: int = 10000  # balanced draws per classifier epoch
+    classifier_lr: float = 4e-4
+    classifier_wd: float = 1e-4
+    method: str = "montecarlo"
+    seed: int = 0
+    on_bad_image: str = "raise"
+
+    def check(self) -> "Task2VecOptions":
+        if self.method != "montecarlo":
+            raise T2SError(f"Task2Vec method {self.method!r} is not implemented",
+                           "use method='montecarlo' (the variational method was not used by Task2Sim)")
+        if not 0 < float(self.fraction) <= 1:
+            raise T2SError(f"fraction={self.fraction} out of range", "use a number in (0, 1], e.g. 0.1")
+        if self.image_size < 16:
+            raise T2SError(f"image_size={self.image_size} too small", "use 16 px or more (ResNet downsamples by 32)")
+        if self.fisher_samples < 2 or self.batch_size < 2 or self.fisher_batch_size < 2:
+            raise T2SError("fisher_samples and batch_size must be at least 2", "BatchNorm in training mode needs batches of 2+")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Embedding:
+    """A task's embedding: ``hessian`` (float32 [D]), ``scale`` (ones) and provenance ``meta``."""
+
+    hessian: np.ndarray
+    scale: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def vector(self) -> np.ndarray:
+        """What Task2Sim's policy sees: the hessian, L2-normalised."""
+        return self.hessian / max(float(np.linalg.norm(self.hessian)), 1e-12)
+
+    def __getitem__(self, key: str):  # dict-style access: emb["hessian"]
+        return getattr(self, key)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``<path>.npz`` (hessian, scale) and ``<path>.json`` (meta), each atomically."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, hessian=self.hessian.astype(np.float32), scale=self.scale.astype(np.float32))
+        write_json(path.with_suffix(".json"), self.meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Embedding":
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        if not path.is_file():
+            raise T2SError(f"embedding {path} not found", "compute it with `t2s task2vec --task NAME --out FILE`")
+        with np.load(path) as z:
+            hessian, scale = z["hessian"], z["scale"]
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        return cls(hessian=hessian, scale=scale, meta=meta)
+
+
+# ----- data -----------------------------------------------------------------------------------------
+def _transform(size: int):
+    from torchvision import transforms as T
+
+    # Same geometry as the published eval transform (256 -> 224), scaled to the chosen size.
+    resize = int(round(size * 256 / 224))
+    return T.Compose([T.Resize(resize, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size), T.PILToTensor()])
+
+
+class _Images:
+    """The chosen images as one uint8 tensor [N,3,S,S] (decoded once, reused by every pass)."""
+
+    def __init__(self, task, indices: np.ndarray, opts: Task2VecOptions, num_workers: int = 0):
+        import torch
+        from torch.utils.data import DataLoader
+
+        from ..tasks.base import SubsetDataset, skip_none_collate
+
+        base = task.dataset("train", _transform(opts.image_size), on_bad_image=opts.on_bad_image)
+        subset = SubsetDataset(base, indices)
+        loader = DataLoader(subset, batch_size=256, shuffle=False, num_workers=num_workers, collate_fn=skip_none_collate)
+        xs, ys = [], []
+        for batch in loader:
+            if batch is None:
+                continue
+            xs.append(batch[0])
+            ys.append(batch[1])
+        self.bad_images = list(getattr(base, "bad_images", []))
+        n_bad = len(indices) - sum(len(y) for y in ys)
+        if n_bad and not self.bad_images:
+            self.bad_images = [f"<{n_bad} undecodable images in worker processes>"]
+        if not xs:
+            raise T2SError(f"task {task.name!r}: none of the {len(indices)} chosen images could be decoded",
+                           "check the image files of the task")
+        self.x = torch.cat(xs)
+        self.y = torch.cat(ys).long()
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
+        self.mean, self.std = mean, std
+
+    def batch(self, idx, device):
+        x = self.x[idx].to(device, non_blocking=True).float()
+        return (x - self.mean.to(device)) / self.std.to(device), self.y[idx].to(device)
+
+
+def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Contiguous batches, never leaving a tail of one (BatchNorm in training mode needs 2+)."""
+    edges = list(range(0, n, batch_size)) + [n]
+    spans = [(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] == 1:
+        spans[-2] = (spans[-2][0], n)
+        spans.pop()
+    return spans
+
+
+def _balanced_draws(labels, n: int, generator):
+    """Indices drawn with replacement, each class equally likely (WeightedRandomSampler semantics)."""
+    import torch
+
+    counts = torch.bincount(labels)
+    weights = 1.0 / counts[labels].double()
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+# ----- the embedding --------------------------------------------------------------------------------
+def _cache_key(fingerprint: str, opts: Task2VecOptions, weights: dict, dataset_name: str) -> str:
+    payload = {"v": EMBED_VERSION, "data": fingerprint, "task": dataset_name, "weights": weights, "options": opts.as_dict()}
+    payload["options"].pop("on_bad_image", None)
+    payload["options"].pop("probe_checkpoint", None)  # identified by its sha256 in weights
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def embedding_cache_dir() -> Path:
+    return cache_dir() / "task2vec"
+
+
+def embed_task(
+    task,
+    options: Task2VecOptions | None = None,
+    *,
+    device: str = "auto",
+    cache: bool = True,
+    num_workers: int = 0,
+    progress: bool = False,
+    root: str | None = None,
+    **overrides: Any,
+) -> Embedding:
+    """Task2Vec embedding of a task (a :class:`t2s_lib.tasks.Task` or a name/path for ``get_task``).
+
+    ``options`` fields can also be passed as keyword overrides (``fraction=0.1``...). Results are
+    cached under ``<cache>/task2vec/`` keyed by (data fingerprint, probe weights, options).
+    """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from ..device import resolve_device
+    from ..tasks import get_task
+    from ..tasks.splits import stratified_indices
+
+    opts = dataclasses.replace(options or Task2VecOptions(), **overrides).check()
+    if isinstance(task, (str, Path)):
+        task = get_task(task, root=root)
+    labels_all = task.labels("train")
+    if len(np.unique(labels_all)) < 2:
+        raise T2SError(f"task {task.name!r} has fewer than 2 classes with training images", "Task2Vec needs a classification task")
+    fingerprint = task.fingerprint("train")
+    model, weights = build_probe(opts.probe, opts.probe_checkpoint, opts.probe_seed)
+    key = _cache_key(fingerprint, opts, weights, task.name)
+    cache_file = embedding_cache_dir() / f"{_safe(task.name)}-{key}.npz"
+    if cache and cache_file.is_file():
+        emb = Embedding.load(cache_file)
+        emb.meta["from_cache"] = str(cache_file)
+        return emb
+
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    idx = stratified_indices(labels_all, fraction=opts.fraction, max_total=opts.max_samples, seed=opts.seed)
+    images = _Images(task, idx, opts, num_workers=num_workers)
+    n = len(images.y)
+    present = torch.unique(images.y)
+    if len(present) < 2:
+        raise T2SError(f"task {task.name!r}: the chosen images hold a single class", "use a larger fraction or check the data")
+    t_data = time.perf_counter() - t0
+
+    # Generators: one for the fc init / classifier draws, one for the Fisher draws and labels.
+    g = torch.Generator().manual_seed(int(opts.seed))
+    num_classes = max(task.num_classes, int(images.y.max()) + 1)
+    feat_dim = model.fc.in_features
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(opts.seed) + 7919)
+        model.fc = nn.Linear(feat_dim, num_classes)
+    model.to(dev).train()  # BN in training mode throughout (as the published embedding run)
+
+    # 2. penultimate features of the chosen images
+    t1 = time.perf_counter()
+    trunk = nn.Sequential(*[m for name, m in model.named_children() if name != "fc"])
+    feats = []
+    with torch.no_grad():
+        for a, b in _batches(n, opts.batch_size):
+            x, _ = images.batch(slice(a, b), dev)
+            feats.append(torch.flatten(trunk(x), 1).cpu())
+    feats_t = torch.cat(feats)
+    t_feat = time.perf_counter() - t1
+
+    # 3. classifier head alone, class-balanced
+    t2 = time.perf_counter()
+    fc = model.fc
+    optim = torch.optim.Adam(fc.parameters(), lr=opts.classifier_lr, weight_decay=opts.classifier_wd)
+    bs = opts.batch_size
+    for _ in range(opts.classifier_epochs):
+        draws = _balanced_draws(images.y, opts.classifier_samples, g)
+        for k in range(max(1, len(draws) // bs)):  # drop_last
+            sel = draws[k * bs:(k + 1) * bs]
+            loss = F.cross_entropy(fc(feats_t[sel].to(dev)), images.y[sel].to(dev))
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+    with torch.no_grad():
+        head_acc = float((fc(feats_t.to(dev)).argmax(1).cpu() == images.y).float().mean())
+    t_head = time.perf_counter() - t2
+
+    # 4. Monte-Carlo Fisher
+    t3 = time.perf_counter()
+    mods = fisher_modules(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for _, m in mods:  # only conv/BN weights need gradients: biases and fc are not in the vector
+        m.weight.requires_grad_(True)
+    acc = [torch.zeros_like(m.weight) for _, m in mods]
+    draws = _balanced_draws(images.y, opts.fisher_samples, g)
+    fbs = opts.fisher_batch_size
+    n_batches = max(1, len(draws) // fbs)  # drop_last, as the published sampler loop
+    for k in range(n_batches):
+        sel = draws[k * fbs:(k + 1) * fbs] if len(draws) >= fbs else draws
+        x, _ = images.batch(sel, dev)
+        logits = model(x)
+        with torch.no_grad():  # labels sampled from the model's own predictive distribution
+            probs = F.softmax(logits.float(), dim=1).cpu()
+            y_hat = torch.multinomial(probs, 1, generator=g).squeeze(1).to(dev)
+        loss = F.cross_entropy(logits, y_hat)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for a_, (_, m) in zip(acc, mods):
+                a_.add_(m.weight.grad.detach() ** 2)
+    t_fisher = time.perf_counter() - t3
+    n_fisher_images = n_batches * min(fbs, len(draws))
+
+    # 5. one value per output filter
+    hessian = torch.cat([(a_ / n_batches).reshape(a_.shape[0], -1).mean(1).cpu() for a_ in acc]).numpy().astype(np.float32)
+    lay = layout(model)
+    if opts.probe in EXPECTED_DIM and hessian.size != EXPECTED_DIM[opts.probe]:
+        raise RuntimeError(f"embedding has {hessian.size} entries, expected {EXPECTED_DIM[opts.probe]}")
+    meta = {
+        "task": task.name,
+        "task_kind": getattr(task, "kind", "folder"),
+        "num_classes": int(num_classes),
+        "data_fingerprint": fingerprint,
+        "probe": opts.probe,
+        "weights": weights,
+        "options": {k: v for k, v in opts.as_dict().items()},
+        "seed": int(opts.seed),
+        "images_used": int(n),
+        "bad_images_skipped": len(images.bad_images),
+        "bad_images": images.bad_images[:20],
+        "fisher_images": int(n_fisher_images),
+        "head_train_accuracy": head_acc,
+        "dim": int(hessian.size),
+        "layout_modules": len(lay),
+        "device": str(dev),
+        "timing_s": {"decode": round(t_data, 3), "features": round(t_feat, 3), "classifier": round(t_head, 3),
+                     "fisher": round(t_fisher, 3)},
+        "fisher_images_per_s": round(n_fisher_images / max(t_fisher, 1e-9), 2),
+        "cache_key": key,
+        "version": EMBED_VERSION,
+    }
+    emb = Embedding(hessian=hessian, scale=np.ones_like(hessian), meta=meta)
+    if not np.all(np.isfinite(hessian)):
+        raise T2SError(f"task {task.name!r}: the Fisher has non-finite entries", "lower the learning rate or check the images")
+    if cache:
+        emb.save(cache_file)
+    return emb
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60]
+
+
+def published_layout() -> list[dict]:
+    from ..paths import PUBLISHED_DATA_DIR
+
+    return json.loads((PUBLISHED_DATA_DIR / "task2vec_resnet18_layout.json").read_text())["layout"]
