@@ -30,7 +30,10 @@ EGL_APT_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1"
 #: Thin lens of Unity's post-processing DOF (what TDW uses): 50 mm focal length, 24 mm film.
 FOCAL_LENGTH = 0.050
 FILM_HEIGHT = 0.024
-SUN_STRENGTH = 3.0  # sun irradiance relative to an HDRI of mean radiance 0.6 (see assets.hdri)
+SUN_STRENGTH = 6.0  # sun irradiance relative to an HDRI of mean radiance 0.6 (see assets.hdri)
+#: Image-based light is scaled down so the sun dominates, as in TDW's skybox + directional light set-up.
+ENV_LIGHT = 0.6
+CANONICAL_SUN = np.array([-0.45, 0.75, 0.5]) / np.linalg.norm([-0.45, 0.75, 0.5])
 
 _COMMON = """
 #version 330
@@ -111,6 +114,7 @@ uniform sampler2D tex;
 uniform mat3 env_rot;
 uniform vec3 sh[9];
 uniform float env_maxlod;
+uniform float env_light;
 uniform vec3 cam_pos;
 uniform vec3 sun_dir;
 uniform vec3 sun_rad;
@@ -185,11 +189,11 @@ void main() {
     vec3 col = (kd * albedo / PI + spec_sun) * sun_rad * nl;
     // image-based light
     vec3 Fa = f0 + (max(vec3(1.0 - r), f0) - f0) * pow(1.0 - nv, 5.0);
-    col += (1.0 - Fa) * (1.0 - metallic) * albedo * irradiance(env_rot * n);
+    col += env_light * (1.0 - Fa) * (1.0 - metallic) * albedo * irradiance(env_rot * n);
     vec3 rr = env_rot * reflect(-v, n);
     vec3 pref = textureLod(env, equirect(rr), r * env_maxlod).rgb;
     vec2 ab = env_brdf(nv, r);
-    col += pref * (f0 * ab.x + ab.y);
+    col += env_light * pref * (f0 * ab.x + ab.y);
     frag = finish(col, 1.0 / max(length(cam_pos - v_pos), 1e-3), 1.0);
 }
 """
@@ -398,10 +402,16 @@ class GLRenderer:
             env_rot = look_rotation(np.asarray(scene.view_dir)) @ cam_rot.T
         else:
             env_rot = np.eye(3)
-        sun_world = np.asarray(scene.light_dir if scene.light_dir is not None else hdri.sun_dir, dtype=np.float64)
-        if scene.light_dir is None and sun_world[1] < 0.26:  # HDRI sun below ~15 deg elevation: lift it
-            sun_world = sun_world.copy()
-            sun_world[1] = 0.26
+        # Sun direction: sampled when lighting_dir varies; otherwise the canonical sun (front-left,
+        # 45 degrees up) under the fixed background, or the HDRI's own sun when the background
+        # varies (TDW re-sets the sun from the skybox record whenever it loads one).
+        if scene.light_dir is not None:
+            sun_world = np.asarray(scene.light_dir, dtype=np.float64)
+        elif scene.view_dir is None:
+            sun_world = CANONICAL_SUN.copy()
+        else:
+            sun_world = np.asarray(hdri.sun_dir, dtype=np.float64).copy()
+            sun_world[1] = max(sun_world[1], 0.26)  # a sun below ~15 degrees would leave the object unlit
         sun_world /= np.linalg.norm(sun_world)
         sun_rig = env_rot.T @ sun_world
         model = np.eye(4)
@@ -449,6 +459,7 @@ class GLRenderer:
         op["env_rot"].write(env_rot.T.astype("f4").tobytes())
         op["sh"].write(np.asarray(hdri.sh, "f4").tobytes())
         op["env_maxlod"].value = maxlod - 1.0
+        op["env_light"].value = ENV_LIGHT
         op["cam_pos"].value = tuple(float(x) for x in cam_pos)
         op["sun_dir"].value = tuple(float(x) for x in sun_rig)
         op["sun_rad"].value = tuple(float(c) * SUN_STRENGTH * scene.light_intensity for c in scene.light_color)
@@ -493,9 +504,9 @@ class GLRenderer:
         # GL rows start at the bottom
         return np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3)[::-1].copy()
 
-    def object_mask(self, scene: Scene) -> np.ndarray:
-        """Boolean mask of object pixels (coverage >= 50 %), for tests and figures."""
-        return self.render(scene, mask=True) >= 128
+    def object_mask(self, scene: Scene, coverage: float = 0.5) -> np.ndarray:
+        """Boolean mask of pixels the object covers by more than ``coverage`` (0 = any sample)."""
+        return self.render(scene, mask=True) > int(coverage * 255)
 
     def release(self) -> None:
         for entry in self._models.values():

@@ -29,7 +29,7 @@ from ..settings import PARAMETERS, SimSetting
 #: centre about 1 m high), fitted distance, vertical field of view (TDW 60 degrees).
 CAMERA_DIR = np.array([1.0, 0.5, 1.8]) / np.linalg.norm([1.0, 0.5, 1.8])
 CAMERA_DISTANCE = 2.0
-OBJECT_RADIUS = 0.8  # bounding-sphere radius the normalised model is scaled to (frames it in the middle)
+OBJECT_RADIUS = 0.65  # bounding-sphere radius the normalised model is scaled to (frames it in the middle)
 FOV_DEG = 60.0
 APERTURE_SHARP = 70.0  # TDW's default f-number: effectively everything in focus
 _PARAM_ID = {name: i + 1 for i, name in enumerate(PARAMETERS)}
