@@ -22,3 +22,6 @@ __all__ = [
     "cosine_similarity_matrix", "distance_matrix", "embed_task", "embedding_cache_dir", "l2_normalize",
     "layout", "published_layout", "published_vectors", "similarity_table", "task2vec_distance",
 ]
+from .study import embed_profile, fraction_experiment, load_embeddings, options_from_section, profile_tasks  # noqa: E402
+
+__all__ += ["embed_profile", "fraction_experiment", "load_embeddings", "options_from_section", "profile_tasks"]

@@ -200,7 +200,7 @@ def embed_task(
     device: str = "auto",
     cache: bool = True,
     num_workers: int = 0,
-    progress: bool = False,
+    threads: int | None = None,
     root: str | None = None,
     **overrides: Any,
 ) -> Embedding:
@@ -208,7 +208,17 @@ def embed_task(
 
     ``options`` fields can also be passed as keyword overrides (``fraction=0.1``...). Results are
     cached under ``<cache>/task2vec/`` keyed by (data fingerprint, probe weights, options).
+    ``threads`` sets torch's CPU threads for the call (1 is much faster on a contended machine).
     """
+    import torch
+
+    if threads:
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+        try:
+            return embed_task(task, options, device=device, cache=cache, num_workers=num_workers, root=root, **overrides)
+        finally:
+            torch.set_num_threads(before)
     import torch
     import torch.nn as nn
     import torch.nn.functional as F

@@ -87,14 +87,17 @@ def build_probe(arch: str = "resnet18", checkpoint: str | Path | None = None, pr
     expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
     missing = [k for k in expected if k not in state]
     bad_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or bad_shape:
+    unexpected = [k for k in state if k not in expected]  # e.g. a deeper ResNet's extra blocks
+    if missing or bad_shape or unexpected:
         detail = f"{len(missing)} missing keys (e.g. {missing[:3]})" if missing else ""
+        if unexpected:
+            detail += f"{'; ' if detail else ''}{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
         if bad_shape:
             k = bad_shape[0]
             detail += f"{'; ' if detail else ''}{len(bad_shape)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs {tuple(expected[k].shape)})"
         raise T2SError(
             f"probe checkpoint {path} does not match a torchvision {arch}: {detail}",
-            f"pass --probe {_guess_arch(state) or 'ARCH'} matching the checkpoint, or a {arch} checkpoint",
+            f"pass --probe {_guess_arch(state) or 'ARCH'} (the checkpoint looks like {_guess_arch(state) or 'another architecture'}), or a {arch} checkpoint",
         )
     model.load_state_dict(state, strict=False)
     return model, {"weights": "checkpoint", "checkpoint": str(path.resolve()), "checkpoint_sha256": _file_sha256(path)}

@@ -1,0 +1,71 @@
+"""``t2s task2vec``: embed a task (or all tasks of a profile) with Task2Vec."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_device_arg, add_profile_arg
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "task2vec",
+        help="Task2Vec embedding of a task (Monte-Carlo Fisher of a ResNet probe)",
+        description="Options default to the profile's task2vec section (cpu: 32 px, 2000 images, 1024 Fisher draws). "
+                    "Without --probe-checkpoint the probe is a fixed-seed random-init ResNet (stated in the metadata).",
+    )
+    p.add_argument("--task", help="registered task name (t2s data list) or an ImageFolder path")
+    p.add_argument("--out", help="output .npz (a .json with metadata is written beside it)")
+    p.add_argument("--profile-tasks", action="store_true",
+                   help="embed every seen/unseen task of --profile into runs/<profile>/task2vec/ instead")
+    add_profile_arg(p)
+    p.add_argument("--fraction", type=float, default=None, help="stratified fraction of the training split (0-1]")
+    p.add_argument("--probe", choices=["resnet18", "resnet34", "resnet50"], default=None)
+    p.add_argument("--probe-checkpoint", default=None, help="local state dict of the probe (e.g. ImageNet weights)")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--max-samples", type=int, default=None, help="images whose features train the head")
+    p.add_argument("--fisher-samples", type=int, default=None, help="Monte-Carlo Fisher draws")
+    p.add_argument("--fisher-batch-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--on-bad-image", choices=["raise", "skip"], default=None, help="undecodable images: fail or skip and count")
+    p.add_argument("--data-root", default=None, help="root of the paper datasets (default: T2S_DATA_ROOT)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding image files")
+    p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    add_device_arg(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..errors import T2SError
+    from ..profiles import load_profile, section
+    from ..task2vec import embed_profile, embed_task, options_from_section
+
+    prof = load_profile(args.profile)
+    sec = section(prof, "task2vec")
+    threads = args.threads if args.threads is not None else sec.get("threads")
+    if args.profile_tasks:
+        prof["device"] = args.device
+        embed_profile(prof)
+        return 0
+    if not args.task or not args.out:
+        raise T2SError("t2s task2vec needs --task and --out (or --profile-tasks)",
+                       "e.g. t2s task2vec --task digits --out runs/digits.npz")
+    opts = options_from_section(
+        sec, fraction=args.fraction, probe=args.probe, probe_checkpoint=args.probe_checkpoint, image_size=args.image_size,
+        max_samples=args.max_samples, fisher_samples=args.fisher_samples, fisher_batch_size=args.fisher_batch_size,
+        seed=args.seed, on_bad_image=args.on_bad_image)
+    emb = embed_task(args.task, opts, device=args.device, cache=not args.no_cache, threads=threads,
+                     num_workers=args.workers, root=args.data_root or (prof.get("tasks") or {}).get("data_root"))
+    path = emb.save(Path(args.out))
+    summary = {k: emb.meta.get(k) for k in ("task", "probe", "weights", "images_used", "fisher_images",
+                                             "bad_images_skipped", "timing_s", "data_fingerprint")}
+    summary["norm"] = float(np.linalg.norm(emb.hessian))
+    summary["out"] = str(path)
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,85 @@
+"""Task2Vec at study scale: embed a profile's tasks, the fraction experiment (supp. Table 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import T2SError
+from .distances import cosine_similarity, task2vec_distance
+from .embed import Embedding, Task2VecOptions, embed_task
+
+_FIELDS = {f.name for f in dataclasses.fields(Task2VecOptions)}
+
+
+def options_from_section(sec: Mapping[str, Any], **overrides: Any) -> Task2VecOptions:
+    """Task2VecOptions from a profile's ``task2vec`` section (unknown keys such as ``threads`` ignored)."""
+    values = {k: v for k, v in dict(sec).items() if k in _FIELDS and v is not None}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Task2VecOptions(**values).check()
+
+
+def profile_tasks(prof: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(seen, unseen) task names of a profile's ``tasks`` section."""
+    sec = dict(prof.get("tasks") or {})
+    if "seen" not in sec:
+        raise T2SError(f"profile {prof.get('name')!r} has no tasks.seen list", "add a 'tasks:' section with seen/unseen lists")
+    return list(sec.get("seen") or []), list(sec.get("unseen") or [])
+
+
+def embed_profile(prof: Mapping[str, Any], out_dir: str | Path | None = None, *, tasks: Sequence[str] | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, Embedding]:
+    """Embed every task of a profile into ``<run_dir>/task2vec/<task>.npz`` (+ ``.json``); resumable.
+
+    An existing output is reused when its metadata carries the same cache key (same data,
+    probe weights and options); the heavy work itself is also cached under ``<cache>/task2vec``.
+    """
+    sec = dict(prof.get("task2vec") or {})
+    opts = options_from_section(sec)
+    seen, unseen = profile_tasks(prof)
+    names = list(tasks) if tasks is not None else seen + unseen
+    root = (prof.get("tasks") or {}).get("data_root")
+    out = Path(out_dir) if out_dir else Path(prof["run_dir"]) / "task2vec"
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Embedding] = {}
+    for name in names:
+        emb = embed_task(name, opts, device=prof.get("device", "auto"), threads=sec.get("threads"), root=root)
+        emb.meta["split_role"] = "seen" if name in seen else ("unseen" if name in unseen else "other")
+        emb.save(out / f"{name}.npz")
+        t = emb.meta.get("timing_s", {})
+        log(f"[task2vec] {name}: dim {emb.hessian.size}, |h| {np.linalg.norm(emb.hessian):.3g}, "
+            f"{'cached' if 'from_cache' in emb.meta else f'{sum(t.values()):.1f} s'}")
+        result[name] = emb
+    return result
+
+
+def load_embeddings(folder: str | Path, names: Sequence[str] | None = None) -> dict[str, Embedding]:
+    folder = Path(folder)
+    files = sorted(folder.glob("*.npz")) if names is None else [folder / f"{n}.npz" for n in names]
+    return {f.stem: Embedding.load(f) for f in files}
+
+
+def fraction_experiment(task: str, fractions: Sequence[float], opts: Task2VecOptions, *, device: str = "auto",
+                        threads: int | None = None, root: str | None = None,
+                        predict: Callable[[np.ndarray], Any] | None = None) -> list[dict[str, Any]]:
+    """Supplementary Table 1: embeddings from fractions of the training data vs the 100 % vector.
+
+    Each fraction is a class-stratified subsample (same seed); the Fisher draws the same number
+    of samples from it, so only the data changes. ``predict`` (optional) maps a hessian to the
+    policy's predicted setting, reported per fraction.
+    """
+    full = embed_task(task, dataclasses.replace(opts, fraction=1.0), device=device, threads=threads, root=root)
+    rows = []
+    for f in fractions:
+        emb = full if float(f) == 1.0 else embed_task(task, dataclasses.replace(opts, fraction=float(f)),
+                                                      device=device, threads=threads, root=root)
+        row = {"task": task, "fraction": float(f), "images": emb.meta.get("images_used"),
+               "cosine_to_full": cosine_similarity(emb.hessian, full.hessian),
+               "task2vec_distance_to_full": task2vec_distance(emb.hessian, full.hessian)}
+        if predict is not None:
+            row["predicted_setting"] = str(predict(emb.hessian))
+        rows.append(row)
+    return rows
