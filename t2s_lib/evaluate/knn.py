@@ -38,4 +38,4 @@ def knn_predict(train_features, train_labels, test_features, *, k: int = 5, temp
 def knn_accuracy(train_features, train_labels, test_features, test_labels, **kwargs) -> float:
     """Top-1 accuracy in percent of :func:`knn_predict`."""
     pred = knn_predict(train_features, train_labels, test_features, **kwargs)
-    return float((pred == test_labels.to(pred.device)).float().mean() * 100.0)
+    return float((pred == test_labels.to(pred.device)).double().mean() * 100.0)

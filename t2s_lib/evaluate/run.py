@@ -41,7 +41,7 @@ class EvalOptions:
 
 def resolve_task(task: Any):
     """A task object (``name, classes, num_classes, dataset(split)``) from a name, a folder or an object."""
-    if hasattr(task, "dataset") and hasattr(task, "num_classes"):
+    if not isinstance(task, (str, Path)):  # already a task object (duck-typed)
         return task
     try:
         from ..tasks import get_task
