@@ -1,0 +1,196 @@
+"""Rendering throughput: images/s of the EGL/OpenGL renderer, and the same scenes through Mitsuba 3.
+
+Prints, per image size and worker count:
+* ``dataset img/s``: ``render_dataset`` end to end (scene sampling, rendering, JPEG encoding,
+  writing, manifest; worker start-up included) -- what a user gets;
+* ``render img/s``: the renderer alone on pre-sampled scenes in one process, after warm-up
+  (wall clock and CPU time; CPU time is the steadier figure on a shared machine).
+Then times the first scenes through Mitsuba 3 (``scalar_rgb``, path tracer, environment map +
+sun + principled BSDF + thin-lens camera, same resolution, samples per pixel = MSAA samples) and
+prints the speed ratio. Mitsuba is optional (``pip install mitsuba==3.9.1``); without it the
+comparison is skipped.
+
+Usage: python benchmarks/render.py [--sizes 64 128 224] [--workers 1 2] [--images 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from t2s_lib.settings import resolve_setting  # noqa: E402
+
+
+def renderer_only(scenes, size: int, msaa: int) -> tuple[float, float]:
+    from t2s_lib.assets import load_hdri, load_library
+    from t2s_lib.render.gl import GLRenderer
+
+    lib = load_library("sweethome3d")
+    r = GLRenderer(size, lib.mesh, load_hdri, msaa=msaa)
+    for s in scenes:  # warm-up: uploads meshes and HDRIs
+        r.render(s)
+    w0, c0 = time.perf_counter(), time.process_time()
+    for s in scenes:
+        r.render(s)
+    w, c = time.perf_counter() - w0, time.process_time() - c0
+    r.release()
+    return len(scenes) / w, c / len(scenes) * 1000
+
+
+def dataset_rate(setting: str, images: int, size: int, workers: int, classes: int) -> float:
+    from t2s_lib.render import render_dataset
+
+    tmp = Path(tempfile.mkdtemp(prefix="t2s-bench-"))
+    try:
+        t0 = time.perf_counter()
+        render_dataset(setting, tmp / "ds", images=images, size=size, workers=workers, classes=classes, progress=False)
+        return images / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
+    """The same scenes through Mitsuba 3 scalar_rgb (textures omitted: base colours only)."""
+    try:
+        import mitsuba as mi
+    except ImportError:
+        return None
+    import trimesh
+
+    mi.set_variant("scalar_rgb")
+    from t2s_lib.assets import load_hdri, load_library
+    from t2s_lib.render.gl import CANONICAL_SUN, ENV_LIGHT, FOCAL_LENGTH, SUN_STRENGTH, _rot_xyz, look_rotation
+    from t2s_lib.render.scene import APERTURE_SHARP, CAMERA_DIR, CAMERA_DISTANCE, FOV_DEG, OBJECT_RADIUS, material_table
+
+    lib = load_library("sweethome3d")
+    tmp = Path(tempfile.mkdtemp(prefix="t2s-mitsuba-"))
+    plys: dict[str, list] = {}
+    envs: dict[str, object] = {}
+
+    def parts_of(model: str):
+        # one PLY per material part, written once (not timed)
+        if model not in plys:
+            md = lib.mesh(model)
+            out = []
+            for p, (first, count) in enumerate(md.parts):
+                idx = md.indices[first:first + count].reshape(-1, 3)
+                used, remap = np.unique(idx, return_inverse=True)
+                v = md.vertices[used]
+                tm = trimesh.Trimesh(v[:, :3], remap.reshape(-1, 3), vertex_normals=v[:, 3:6], process=False)
+                f = tmp / f"{model}_{p}.ply"
+                f.write_bytes(trimesh.exchange.ply.export_ply(tm, encoding="binary", vertex_normal=True))
+                out.append((str(f), md.materials[p]))
+            plys[model] = out
+        return plys[model]
+
+    def env_of(name: str):
+        if name not in envs:
+            envs[name] = mi.Bitmap(np.ascontiguousarray(load_hdri(name).image.astype(np.float32)))
+        return envs[name]
+
+    for s in scenes:
+        parts_of(s.model)
+        env_of(s.hdri)
+    table = material_table()
+    t0 = time.perf_counter()
+    for s in scenes:
+        cam_pos = CAMERA_DIR * CAMERA_DISTANCE * s.distance_factor
+        obj = np.eye(4)
+        obj[:3, :3] = _rot_xyz(s.rotation_deg) * OBJECT_RADIUS
+        env_rot = np.eye(3) if s.view_dir is None else look_rotation(np.asarray(s.view_dir)) @ look_rotation(-CAMERA_DIR).T
+        sun = np.asarray(s.light_dir if s.light_dir is not None else CANONICAL_SUN, float)
+        sun_rig = env_rot.T @ (sun / np.linalg.norm(sun))
+        env_m = np.eye(4)
+        env_m[:3, :3] = env_rot.T
+        # Mitsuba's envmap convention differs from ours by a fixed rotation; irrelevant for timing.
+        scene = {"type": "scene", "integrator": {"type": "path", "max_depth": 3},
+                 "env": {"type": "envmap", "bitmap": env_of(s.hdri), "scale": ENV_LIGHT,
+                         "to_world": mi.ScalarTransform4f(env_m.tolist())},
+                 "sun": {"type": "directional", "direction": (-sun_rig).tolist(),
+                         "irradiance": {"type": "rgb", "value": [c * SUN_STRENGTH * s.light_intensity for c in s.light_color]}}}
+        sensor = {"type": "perspective", "fov": FOV_DEG, "fov_axis": "y",
+                  "to_world": mi.ScalarTransform4f().look_at(origin=cam_pos.tolist(), target=[0, 0, 0], up=[0, 1, 0]),
+                  "film": {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": "box"}},
+                  "sampler": {"type": "independent", "sample_count": spp}}
+        if s.aperture < APERTURE_SHARP:
+            sensor.update(type="thinlens", aperture_radius=FOCAL_LENGTH / s.aperture / 2, focus_distance=s.focus_distance)
+        scene["sensor"] = sensor
+        for p, (fname, mat) in enumerate(parts_of(s.model)):
+            if s.materials is not None:
+                tm = table[s.materials[p % len(s.materials)]]
+                color, metallic, rough = tm.base_color, tm.metallic, tm.roughness
+            else:
+                color, metallic, rough = mat["base_color"][:3], mat["metallic"], mat["roughness"]
+            scene[f"part{p}"] = {"type": "ply", "filename": fname, "to_world": mi.ScalarTransform4f(obj.tolist()),
+                                 "bsdf": {"type": "principled", "base_color": {"type": "rgb", "value": [float(c) for c in color]},
+                                          "metallic": float(metallic), "roughness": float(rough)}}
+        img = mi.render(mi.load_dict(scene), spp=spp)
+        np.asarray(img)
+    rate = len(scenes) / (time.perf_counter() - t0)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 224])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--classes", type=int, default=20)
+    ap.add_argument("--setting", default="domain_randomization")
+    ap.add_argument("--msaa", type=int, default=4)
+    ap.add_argument("--compare", type=int, default=20, help="scenes timed through Mitsuba 3 (0: skip)")
+    ap.add_argument("--compare-sizes", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    from t2s_lib.render import sample_scenes
+
+    setting = resolve_setting(args.setting)
+    scenes = sample_scenes(setting, args.images, classes=args.classes)
+    from t2s_lib.render.gl import create_context
+
+    ctx = create_context()
+    gl_name = ctx.info["GL_RENDERER"]
+    ctx.release()
+    print(f"# renderer: {gl_name}; setting {setting.key}; {args.images} images over {args.classes} classes; "
+          f"MSAA {args.msaa}x; cpu cores {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
+    rows = []
+    print(f"{'size':>5} {'workers':>7} {'dataset img/s':>14} {'render img/s':>13} {'render CPU ms/img':>18}")
+    for size in args.sizes:
+        r_rate, r_cpu = renderer_only(scenes, size, args.msaa)
+        for w in args.workers:
+            d_rate = dataset_rate(setting.key, args.images, size, w, args.classes)
+            rows.append({"size": size, "workers": w, "dataset_img_s": d_rate, "render_img_s": r_rate, "render_cpu_ms": r_cpu})
+            print(f"{size:>5} {w:>7} {d_rate:>14.1f} {r_rate:>13.1f} {r_cpu:>18.2f}", flush=True)
+    compare = []
+    if args.compare:
+        sub = scenes[:: max(1, len(scenes) // args.compare)][: args.compare]
+        for size in args.compare_sizes:
+            mi_rate = mitsuba_rate(sub, size, spp=max(1, args.msaa))
+            if mi_rate is None:
+                print("# Mitsuba 3 not installed (pip install mitsuba==3.9.1): comparison skipped")
+                break
+            gl_rate, _ = renderer_only(sub, size, args.msaa)
+            compare.append({"size": size, "gl_img_s": gl_rate, "mitsuba_img_s": mi_rate, "ratio": gl_rate / mi_rate})
+            print(f"# {size}px, {len(sub)} scenes: GL {gl_rate:.1f} img/s vs Mitsuba 3 scalar_rgb "
+                  f"{max(1, args.msaa)} spp {mi_rate:.1f} img/s -> {gl_rate / mi_rate:.1f}x", flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"renderer": gl_name, "rows": rows, "compare": compare}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
