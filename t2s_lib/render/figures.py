@@ -1,0 +1,103 @@
+"""Figures and tables of the renderer notebook (01_render): logic here, the notebook only calls."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..settings import PARAMETER_LABELS, PARAMETERS, SimSetting, resolve_setting
+
+
+def base_scene(class_name: str = "chair", *, library: str = "sweethome3d", seed: int = 0):
+    """A canonical (all-off) scene of the first model of ``class_name`` (or of the first class)."""
+    from . import sample_scenes
+    from ..assets import load_library
+
+    lib = load_library(library)
+    cls = class_name if class_name in lib.classes else lib.class_names()[0]
+    return sample_scenes(SimSetting(), len(lib.classes[cls]), classes=[cls], seed=seed, library=library)[0]
+
+
+def figure8(size: int = 96, n: int = 5, *, class_name: str = "chair", library: str = "sweethome3d"):
+    """The paper's Figure 8 analog: one row per parameter, ``n`` images varying only that parameter."""
+    import matplotlib.pyplot as plt
+
+    from . import figure8_scenes, render_scene_images
+
+    rows = figure8_scenes(base_scene(class_name, library=library), n, library=library)
+    fig, axes = plt.subplots(len(PARAMETERS), n, figsize=(1.6 * n + 1.6, 1.6 * len(PARAMETERS)))
+    for r, (param, scenes) in enumerate(rows.items()):
+        for c, img in enumerate(render_scene_images(scenes, size, library=library)):
+            ax = axes[r, c]
+            ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(PARAMETER_LABELS[param], rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("Each row varies one simulation parameter; everything else canonical")
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(settings: Sequence[str], images: int = 16, size: int = 64, *, classes: int | None = None,
+                library: str = "sweethome3d", seed: int = 0, per_row: int = 8):
+    """A few images of each setting (spread over classes), one block of rows per setting."""
+    import matplotlib.pyplot as plt
+
+    from . import render_scene_images, sample_scenes
+    from ..assets import load_library
+
+    lib = load_library(library)
+    n_cls = classes or len(lib.classes)
+    blocks = []
+    for spec in settings:
+        sim = resolve_setting(spec)
+        # one image per class where possible: sample a plan with several images per class and stride
+        scenes = sample_scenes(sim, max(images, n_cls) * 2, classes=n_cls, seed=seed, library=library)
+        step = max(1, len(scenes) // images)
+        blocks.append((sim, render_scene_images(scenes[::step][:images], size, library=library)))
+    n_rows = sum(int(np.ceil(len(imgs) / per_row)) for _, imgs in blocks)
+    fig, axes = plt.subplots(n_rows, per_row, figsize=(1.3 * per_row, 1.4 * n_rows), squeeze=False)
+    r = 0
+    for sim, imgs in blocks:
+        for start in range(0, len(imgs), per_row):
+            for c in range(per_row):
+                ax = axes[r, c]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.axis("off") if start + c >= len(imgs) else ax.imshow(imgs[start + c])
+            if start == 0:
+                varied = ", ".join(PARAMETER_LABELS[p] for p in sim.varied()) or "nothing"
+                axes[r, 0].set_title(f"{sim.key}  (varies: {varied})", loc="left", fontsize=8)
+            r += 1
+    fig.tight_layout()
+    return fig
+
+
+def throughput_table(sizes: Sequence[int], images: int, workers: Sequence[int], *, setting: str = "domain_randomization",
+                     classes: int = 10, library: str = "sweethome3d", msaa: int = 4):
+    """images/s of ``render_dataset`` end to end, per size and worker count (a pandas DataFrame)."""
+    import pandas as pd
+
+    from . import render_dataset
+    from ..assets import load_library
+
+    classes = min(classes, len(load_library(library).classes))
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        for w in workers:
+            tmp = Path(tempfile.mkdtemp(prefix="t2s-throughput-"))
+            try:
+                t0 = time.perf_counter()
+                render_dataset(setting, tmp / "ds", images=images, size=size, workers=w, classes=classes,
+                               library=library, msaa=msaa, progress=False)
+                dt = time.perf_counter() - t0
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            rows.append({"size_px": size, "workers": w, "images": images, "seconds": dt, "img_per_s": images / dt})
+    return pd.DataFrame(rows).set_index(["size_px", "workers"])
