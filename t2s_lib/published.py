@@ -1,0 +1,212 @@
+"""Loaders for the published Task2Sim data: the 20 x 256 reward table and the Task2Vec vectors.
+
+The files ship inside the package (``t2s_lib/data/published``, see its ATTRIBUTION.md), so the study
+works without any external folder. Every loader validates what it reads and raises a
+:class:`~t2s_lib.errors.T2SError` naming the file and the bad item; nothing is silently repaired.
+
+Names:
+
+* :data:`SEEN_TASKS` - the 12 training tasks of the published controller;
+* :data:`UNSEEN_TASKS` - the 8 zero-shot test tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .errors import T2SError
+from .paths import PUBLISHED_DATA_DIR
+from .settings import all_settings, parse_key
+
+SEEN_TASKS: tuple[str, ...] = (
+    "CropDisease", "EuroSAT", "SVHN", "ChestX", "Sketch", "DTD",
+    "Flowers102", "DeepWeeds", "Resisc45", "Omniglot", "ISIC", "Kaokore",
+)
+UNSEEN_TASKS: tuple[str, ...] = (
+    "CUB", "PacsC", "PacsS", "AID", "USPS", "FMD", "CactusAerial", "ChestXPneumonia",
+)
+ALL_TASKS: tuple[str, ...] = SEEN_TASKS + UNSEEN_TASKS
+TASK2VEC_DIM = 9600
+
+REWARD_FILE = PUBLISHED_DATA_DIR / "reward_db.json"
+VECTOR_FILES = (PUBLISHED_DATA_DIR / "task2vec_seen.npz", PUBLISHED_DATA_DIR / "task2vec_unseen.npz")
+
+
+@dataclass(frozen=True)
+class RewardTable:
+    """Rewards (5-NN top-1 %, or any score) of tasks x settings.
+
+    ``values[i, j]`` is the reward of ``tasks[i]`` under ``keys[j]``; keys are in the published
+    enumeration order (setting index 0..255) when the table is complete.
+    """
+
+    tasks: tuple[str, ...]
+    keys: tuple[str, ...]
+    values: np.ndarray  # float64 [n_tasks, n_keys]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.values.shape != (len(self.tasks), len(self.keys)):
+            raise ValueError("values shape does not match tasks x keys")
+
+    def row(self, task: str) -> np.ndarray:
+        return self.values[self.task_index(task)]
+
+    def task_index(self, task: str) -> int:
+        try:
+            return self.tasks.index(task)
+        except ValueError:
+            raise T2SError(
+                f"unknown task {task!r} in reward table {self.source or '(in memory)'}",
+                f"use one of: {', '.join(self.tasks)}",
+            ) from None
+
+    def key_index(self, key: str) -> int:
+        try:
+            return self.keys.index(key)
+        except ValueError:
+            parse_key(key)  # a malformed key gets the parser's message
+            raise T2SError(f"setting {key!r} is not in reward table {self.source or '(in memory)'}") from None
+
+    def reward(self, task: str, key: str) -> float:
+        return float(self.values[self.task_index(task), self.key_index(key)])
+
+    def subset(self, tasks: Iterable[str]) -> "RewardTable":
+        tasks = tuple(tasks)
+        idx = [self.task_index(t) for t in tasks]
+        return RewardTable(tasks, self.keys, self.values[idx], self.source)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {t: {k: float(v) for k, v in zip(self.keys, row)} for t, row in zip(self.tasks, self.values)}
+
+
+def reward_table_from_mapping(
+    data: Mapping[str, Mapping[str, float]],
+    *,
+    source: str = "",
+    tasks: Iterable[str] | None = None,
+    require_all_settings: bool = True,
+) -> RewardTable:
+    """Validate ``{task: {key: reward}}`` and turn it into a :class:`RewardTable`.
+
+    Every task must have the same set of keys (all 256 when ``require_all_settings``), every key
+    must parse, every value must be a finite number.
+    """
+    where = source or "reward table"
+    if not isinstance(data, Mapping) or not data:
+        raise T2SError(f"{where}: expected a non-empty mapping {{task: {{setting_key: reward}}}}")
+    task_names = tuple(tasks) if tasks is not None else tuple(data)
+    missing = [t for t in task_names if t not in data]
+    if missing:
+        raise T2SError(f"{where}: task(s) {missing} missing", "use a complete reward table (every task x setting)")
+    if require_all_settings:
+        keys = tuple(s.key for s in all_settings())
+    else:
+        first = data[task_names[0]]
+        keys = tuple(sorted(first, key=lambda k: parse_key(k).index))
+    for key in keys:
+        parse_key(key)
+    values = np.empty((len(task_names), len(keys)), dtype=np.float64)
+    for i, task in enumerate(task_names):
+        row = data[task]
+        if not isinstance(row, Mapping):
+            raise T2SError(f"{where}: task {task!r} is not a mapping of setting keys to rewards")
+        missing_keys = [k for k in keys if k not in row]
+        if missing_keys:
+            raise T2SError(
+                f"{where}: task {task!r} lacks {len(missing_keys)} setting key(s), e.g. {missing_keys[0]!r}",
+                "every task needs a reward for every setting",
+            )
+        extra = [k for k in row if k not in set(keys)]
+        if extra:
+            parse_key(extra[0])
+            raise T2SError(f"{where}: task {task!r} has unexpected setting key {extra[0]!r}")
+        for j, key in enumerate(keys):
+            value = row[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise T2SError(f"{where}: task {task!r}, setting {key!r}: reward {value!r} is not a finite number")
+            values[i, j] = float(value)
+    return RewardTable(task_names, keys, values, source)
+
+
+def load_reward_table(path: str | Path | None = None, tasks: Iterable[str] | None = None) -> RewardTable:
+    """Load a reward table JSON (default: the published 20 x 256 table)."""
+    path = Path(path) if path is not None else REWARD_FILE
+    if not path.is_file():
+        raise T2SError(f"{path}: reward table not found", "check the path (the published table ships in t2s_lib/data/published)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise T2SError(f"{path}: not valid JSON ({exc})") from exc
+    if path == REWARD_FILE and tasks is None:
+        tasks = ALL_TASKS
+    return reward_table_from_mapping(data, source=str(path), tasks=tasks)
+
+
+@lru_cache(maxsize=4)
+def _published_reward_table() -> RewardTable:
+    return load_reward_table()
+
+
+def published_reward_table() -> RewardTable:
+    """The published table (cached), tasks ordered seen then unseen."""
+    return _published_reward_table()
+
+
+def load_task2vec_vectors(paths: Iterable[str | Path] | None = None, dim: int = TASK2VEC_DIM) -> dict[str, np.ndarray]:
+    """Load Task2Vec vectors from npz files (``task_names`` + ``<Task>__hessian`` arrays).
+
+    Returns ``{task: float64 vector}`` (the raw hessian; ``scale`` is checked to be all ones,
+    as in the published Monte-Carlo embeddings, and otherwise divided out).
+    """
+    vectors: dict[str, np.ndarray] = {}
+    for path in (paths if paths is not None else VECTOR_FILES):
+        path = Path(path)
+        if not path.is_file():
+            raise T2SError(f"{path}: Task2Vec file not found")
+        with np.load(path, allow_pickle=False) as npz:
+            if "task_names" not in npz.files:
+                raise T2SError(f"{path}: no 'task_names' array", "save vectors with task_names and <Task>__hessian arrays")
+            for task in [str(t) for t in npz["task_names"]]:
+                hkey = f"{task}__hessian"
+                if hkey not in npz.files:
+                    raise T2SError(f"{path}: task {task!r} has no {hkey!r} array")
+                vec = np.asarray(npz[hkey], dtype=np.float64).reshape(-1)
+                if vec.shape[0] != dim:
+                    raise T2SError(f"{path}: vector of {task!r} has length {vec.shape[0]}, expected {dim}")
+                skey = f"{task}__scale"
+                if skey in npz.files:
+                    scale = np.asarray(npz[skey], dtype=np.float64).reshape(-1)
+                    if scale.shape != vec.shape:
+                        raise T2SError(f"{path}: scale of {task!r} has length {scale.shape[0]}, expected {dim}")
+                    if not np.all(scale == 1.0):
+                        vec = vec / scale
+                if not np.all(np.isfinite(vec)):
+                    raise T2SError(f"{path}: vector of {task!r} has non-finite entries")
+                if np.any(vec < 0):
+                    raise T2SError(f"{path}: vector of {task!r} has negative entries (a Fisher diagonal cannot)")
+                vectors[task] = vec
+    return vectors
+
+
+def task_vectors_matrix(vectors: Mapping[str, np.ndarray], tasks: Iterable[str]) -> np.ndarray:
+    """Stack vectors of ``tasks`` into a [n, d] array, with a clear error for a missing task."""
+    rows = []
+    for task in tasks:
+        if task not in vectors:
+            raise T2SError(f"no Task2Vec vector for task {task!r}", f"available: {', '.join(vectors)}")
+        rows.append(vectors[task])
+    return np.stack(rows)
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise L2 normalisation, as the published policy does (``F.normalize``)."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, eps)
