@@ -167,3 +167,12 @@ def test_undecodable_image_fails_or_is_skipped(tmp_path):
         ds[bad_index]
     skipping = task.dataset(split, on_bad_image="skip")
     assert skipping[bad_index] is None and len(skipping.bad_images) == 1
+
+
+def test_smaller_fractions_are_subsets_and_caps_are_stratified():
+    labels = np.repeat(np.arange(3), [300, 200, 100])
+    sets = {f: set(stratified_indices(labels, fraction=f, seed=0).tolist()) for f in (1.0, 0.5, 0.2, 0.1)}
+    assert sets[0.1] <= sets[0.2] <= sets[0.5] <= sets[1.0]
+    a = stratified_indices(labels, fraction=1.0, max_total=60, seed=0)
+    b = stratified_indices(labels, fraction=0.5, max_total=60, seed=0)
+    assert np.bincount(labels[a]).tolist() == [30, 20, 10] and not np.array_equal(a, b)

@@ -36,7 +36,7 @@ from .probe import EXPECTED_DIM, build_probe, fisher_modules, layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-EMBED_VERSION = 1
+EMBED_VERSION = 2  # 2: nested fraction subsets, caps drawn within them
 
 
 @dataclass

@@ -45,9 +45,11 @@ def stratified_indices(
 ) -> np.ndarray:
     """Indices of a class-stratified subsample.
 
-    Each class keeps ``round(fraction * n_c)`` images (at least one), then at most
-    ``max_per_class``; ``max_total`` scales every class down by the same factor. The draw is
-    deterministic for a seed. Returned indices are sorted.
+    Stage 1 (``fraction``): each class keeps ``round(fraction * n_c)`` images (at least one), a
+    prefix of one seeded permutation per class, so smaller fractions are subsets of larger ones
+    (less labelled data, as in the paper's Table 1). Stage 2 (caps, a compute limit): at most
+    ``max_per_class`` per class and ``max_total`` overall (every class scaled by the same
+    factor), drawn at random from the stage-1 set with a second seeded stream. Sorted output.
     """
     if not 0.0 < float(fraction) <= 1.0:
         raise T2SError(f"fraction={fraction!r} out of range", "use a number in (0, 1], e.g. 0.1 for 10 %")
@@ -55,14 +57,15 @@ def stratified_indices(
     if labels.size == 0:
         return np.zeros(0, dtype=np.int64)
     classes, counts = np.unique(labels, return_counts=True)
-    keep = np.maximum(1, np.round(counts * float(fraction))).astype(np.int64)
-    if max_per_class is not None:
-        keep = np.minimum(keep, int(max_per_class))
-    if max_total is not None and keep.sum() > max_total:
-        keep = np.maximum(1, np.floor(keep * (max_total / keep.sum()))).astype(np.int64)
+    keep = np.minimum(counts, np.maximum(1, np.round(counts * float(fraction)))).astype(np.int64)
     rng = np.random.default_rng(seed)
-    out: list[np.ndarray] = []
-    for cls, k in zip(classes, keep):
-        idx = np.flatnonzero(labels == cls)
-        out.append(rng.choice(idx, size=min(int(k), len(idx)), replace=False))
-    return np.sort(np.concatenate(out))
+    chosen = [rng.permutation(np.flatnonzero(labels == cls))[:k] for cls, k in zip(classes, keep)]
+    cap = keep.copy()
+    if max_per_class is not None:
+        cap = np.minimum(cap, int(max_per_class))
+    if max_total is not None and cap.sum() > max_total:
+        cap = np.maximum(1, np.floor(cap * (max_total / cap.sum()))).astype(np.int64)
+    if np.any(cap < keep):
+        rng2 = np.random.default_rng([int(seed), 1])
+        chosen = [c if k >= len(c) else rng2.choice(c, size=int(k), replace=False) for c, k in zip(chosen, cap)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
