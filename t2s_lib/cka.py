@@ -217,13 +217,31 @@ def plot_cka(result: Mapping[str, Any], title: str = "", matrix: Any = None, lab
     import seaborn as sns
 
     mats = result["mean"] if matrix is None else matrix
-    labels = labels or result["names"]
-    fig, axes = plt.subplots(1, len(mats), figsize=(3.2 * len(mats) + 1, 3.2), squeeze=False)
+    labels = list(labels or result["names"])
+    # long labels (setting names) would crush the panels: number the axes and print a key below
+    short = [str(i + 1) for i in range(len(labels))] if max(map(len, labels)) > 8 else labels
+    fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats) + 1, 3.4), squeeze=False)
     for s, ax in enumerate(axes[0]):
         sns.heatmap(mats[s], vmin=0, vmax=1, cmap="magma", annot=len(labels) <= 6, fmt=".2f", square=True,
-                    xticklabels=labels, yticklabels=labels if s == 0 else False, cbar=s == len(mats) - 1, ax=ax)
+                    xticklabels=short, yticklabels=short if s == 0 else False, cbar=s == len(mats) - 1, ax=ax,
+                    annot_kws={"fontsize": 7})
         ax.set_title(f"Stage {result['stages'][s]}")
+    if short is not labels:
+        fig.text(0.01, -0.02, "   ".join(f"{a} = {b}" for a, b in zip(short, labels)), fontsize=8, ha="left", va="top")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def cka_study(prof: Mapping[str, Any], backbones: Mapping[str, Any], *, tag: str = "before",
+              tasks: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Notebook 06: CKA matrices with the profile's ``cka:`` options, saved to ``runs/<profile>/cka/<tag>.npz``."""
+    from .profiles import section
+
+    sec = section(prof, "cka")
+    kw = {k: sec[k] for k in ("img_size", "batch_size", "max_images", "epochs", "kernel", "reduce", "split") if k in sec}
+    res = cka_matrices(backbones, list(tasks if tasks is not None else sec.get("tasks", [])),
+                       device=prof.get("device", "auto"), seed=int(prof.get("seed", 0)), progress=progress, **kw)
+    save_cka(res, Path(prof["run_dir"]) / "cka" / tag)
+    return res
