@@ -353,3 +353,19 @@ def test_folder_library_indexes_and_excludes_with_reason(tmp_path):
     out = render_dataset("domain_randomization", tmp_path / "ds", images=12, size=32, library=str(root), progress=False)
     assert len(list(out.glob("*/*.jpg"))) == 12
     library.load_library.cache_clear()
+
+
+def test_tdw_library_plans_the_papers_objects():
+    from t2s_lib.render import sample_scenes
+    from t2s_lib.render.tdw import scene_commands, tdw_objects
+
+    scenes = sample_scenes("domain_randomization", 400, library="tdw")
+    assert len({s.class_name for s in scenes}) == 100
+    assert all(s.model in tdw_objects()[s.class_name] for s in scenes)
+    cmds = scene_commands(scenes[0], first=True)
+    assert {"$type": "add_object", "name": scenes[0].model, "id": 1, "position": {"x": 0, "y": 0, "z": 0},
+            "rotation": {"x": 0, "y": 0, "z": 0}} in cmds
+    with pytest.raises(T2SError, match="backend tdw"):
+        from t2s_lib.assets import load_library
+
+        load_library("tdw").mesh(scenes[0].model)

@@ -392,6 +392,9 @@ class Library:
     def mesh(self, model_id: str) -> MeshData:
         if model_id not in self.models:
             raise T2SError(f"model {model_id!r} is not in library {self.name!r}")
+        if "file" not in self.models[model_id]:
+            raise T2SError(f"library {self.name!r} has no meshes (its models live in TDW's asset bundles)",
+                           "render it with --backend tdw, or use --library sweethome3d with the gl backend")
         return _cached_mesh(str(self.path / self.models[model_id]["file"]))
 
 
@@ -403,6 +406,8 @@ def _cached_mesh(path: str) -> MeshData:
 @lru_cache(maxsize=8)
 def load_library(spec: str = "sweethome3d") -> Library:
     """Load an indexed library by name (``sweethome3d``) or by folder path (indexed on first use)."""
+    if spec == "tdw":
+        return _tdw_library()
     if spec in ("sweethome3d", "sh3d"):
         path = library_root() / "sweethome3d"
     elif os.sep in spec or Path(spec).expanduser().is_dir():
@@ -419,3 +424,14 @@ def load_library(spec: str = "sweethome3d") -> Library:
         raise T2SError(f"object library {spec!r} has no usable classes",
                        f"see the 'excluded' reasons in {idx_path}")
     return Library(idx["name"], path, idx["classes"], {m["id"]: m for m in idx["models"]}, idx.get("excluded", {}))
+
+
+def _tdw_library() -> Library:
+    """The paper's 100 classes / 787 TDW models (names only: for the TDW backend)."""
+    from ..paths import PUBLISHED_DATA_DIR
+
+    objs = json.loads((PUBLISHED_DATA_DIR / "tdw_simple_objs_100.json").read_text())
+    cats = json.loads((PUBLISHED_DATA_DIR / "tdw_simple_objs_100_wcategory.json").read_text())
+    models = {m: {"id": m, "class": wnid, "name": m, "category": cats.get(wnid, ""), "parts": 1,
+                  "license": "TDW model library", "source": "tdw"} for wnid, ms in objs.items() for m in ms}
+    return Library("tdw", PUBLISHED_DATA_DIR, {w: sorted(ms) for w, ms in sorted(objs.items())}, models, {})

@@ -48,8 +48,9 @@ def tdw_hdri_name(scene_hdri: str) -> str:
         return scene_hdri
     if scene_hdri in ("", "default") or scene_hdri.endswith("park"):
         return TDW_DEFAULT_SKYBOX
-    h = int.from_bytes(scene_hdri.encode()[:8].ljust(8, b"\0"), "little")
-    return boxes[h % len(boxes)]
+    import hashlib
+
+    return boxes[int(hashlib.sha1(scene_hdri.encode()).hexdigest()[:8], 16) % len(boxes)]
 
 
 def _yaw_pitch(direction: tuple[float, float, float]) -> tuple[float, float]:
