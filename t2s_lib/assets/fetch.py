@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -65,6 +66,9 @@ def _fetch_deb(pkg: str, root: Path) -> Path:
     downloads = root / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     debs = sorted(downloads.glob(f"{pkg}_*.deb"))
+    if not debs and os.geteuid() == 0 and not any(Path("/var/lib/apt/lists").glob("*Packages*")):
+        # a fresh container (CI as root) has empty apt lists: apt-get download needs them
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
     if not debs:
         _run(
             ["apt-get", "download", pkg],
