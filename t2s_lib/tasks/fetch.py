@@ -320,4 +320,7 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log: Callable[
         write_json(d / "source.json", prov)  # written last: marks the task complete
         status[name] = "fetched"
         log(f"{name}: {prov['train']} train / {prov['test']} test, {len(classes)} classes ({prov['source']})")
+    if all(is_fetched(n) for n in BUILDERS):  # unpacked .debs (~120 MB) are only needed while building
+        for unpacked in downloads_dir().glob("*-unpacked"):
+            shutil.rmtree(unpacked, ignore_errors=True)
     return status
