@@ -98,3 +98,21 @@ def test_cli_pretrain_with_profile(toy_set, tmp_path):
     assert rc == 0
     cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
     assert cfg["epochs"] == 1 and cfg["arch"] == "resnet10t"
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(toy_set, tmp_path):
+    """The same entry point under torchrun (gloo on CPU): one checkpoint, global batch split over ranks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = tmp_path / "ddp"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "t2s_lib.train", str(toy_set), "--out", str(out),
+           "--arch", "resnet10t", "--epochs", "1", "--batch-size", "16", "--img-size", "32", "--workers", "0",
+           "--warmup-epochs", "0", "--device", "cpu", "--no-progress"]
+    subprocess.run(cmd, check=True, timeout=300, capture_output=True)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["world_size"] == 2 and cfg["per_process_batch"] == 8
+    assert load_checkpoint(out)["complete"]

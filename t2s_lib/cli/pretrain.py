@@ -79,6 +79,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from ..train.loop import pretrain
 
+    import os
+
     path = pretrain(cfg)
-    print(f"[pretrain] checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":  # one line per job, not per torchrun process
+        print(f"[pretrain] checkpoint: {path}")
     return 0
