@@ -1,0 +1,51 @@
+"""Figures of the policy stage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..settings import PARAMETER_LABELS
+
+
+def plot_p_vary_heatmap(p_vary: pd.DataFrame, title: str, seen: tuple[str, ...] = ()):
+    """Tasks x parameters heat-map of P(vary) (the poster's soft-output figure)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frame = p_vary.rename(columns=PARAMETER_LABELS)
+    frame.index = [f"{t} *" if t in seen else t for t in frame.index]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5))
+    sns.heatmap(frame, vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", annot_kws={"size": 7}, ax=ax,
+                cbar_kws={"label": "P(vary)"})
+    ax.set_title(title + ("  (* seen task)" if seen else ""))
+    ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(curves: dict[str, dict[str, dict[str, list[float]]]], references: dict[str, tuple[float, float]] | None = None):
+    """Mean greedy reward per epoch (mean +- sd over seeds), seen and unseen, per variant."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True)
+    for variant, per_seed in curves.items():
+        for ax, split in zip(axes, ("seen", "unseen")):
+            runs = np.array([c[split] for c in per_seed.values() if split in c])
+            if runs.size == 0:
+                continue
+            mean, sd = runs.mean(0), runs.std(0)
+            epochs = np.arange(1, runs.shape[1] + 1)
+            ax.plot(epochs, mean, label=f"{variant} ({len(runs)} seeds)")
+            ax.fill_between(epochs, mean - sd, mean + sd, alpha=0.2)
+    for ax, split in zip(axes, ("seen", "unseen")):
+        for name, (seen_value, unseen_value) in (references or {}).items():
+            value = seen_value if split == "seen" else unseen_value
+            ax.axhline(value, ls="--", lw=1, color="gray")
+            ax.text(1, value, f" {name}", va="bottom", fontsize=7, color="gray")
+        ax.set_title(f"{split} tasks")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean 5-NN accuracy of greedy setting (%)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
