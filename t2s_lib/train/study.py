@@ -39,11 +39,11 @@ def ensure_image_set(prof: Mapping[str, Any], key: str) -> Path:
     render_cfg = dict(prof.get("render") or {})
     kwargs: dict[str, Any] = {"images": int(spec.get("images", 100)), "size": int(spec.get("size", 64)),
                               "seed": int(prof.get("seed", 0)), "classes": spec.get("classes")}
-    if render_cfg.get("library"):
-        kwargs["library"] = render_cfg["library"]
-    if render_cfg.get("workers"):
-        kwargs["workers"] = render_cfg["workers"]
-    return Path(render_dataset(key, out, **kwargs))
+    # renderer defaults of the profile's render: section (library, workers, msaa, tonemap)
+    for name in ("library", "workers", "msaa", "tonemap", "image_format"):
+        if render_cfg.get(name) is not None:
+            kwargs[name] = render_cfg[name]
+    return Path(render_dataset(key, out, progress=False, **kwargs))
 
 
 def pretrain_settings(prof: Mapping[str, Any], *, device: str | None = None, progress: bool = True) -> dict[str, Path]:
