@@ -48,13 +48,14 @@ def renderer_only(scenes, size: int, msaa: int) -> tuple[float, float]:
     return len(scenes) / w, c / len(scenes) * 1000
 
 
-def dataset_rate(setting: str, images: int, size: int, workers: int, classes: int) -> float:
+def dataset_rate(setting: str, images: int, size: int, workers: int, classes: int, msaa: int) -> float:
     from t2s_lib.render import render_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="t2s-bench-"))
     try:
         t0 = time.perf_counter()
-        render_dataset(setting, tmp / "ds", images=images, size=size, workers=workers, classes=classes, progress=False)
+        render_dataset(setting, tmp / "ds", images=images, size=size, workers=workers, classes=classes, msaa=msaa,
+                       progress=False)
         return images / (time.perf_counter() - t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--classes", type=int, default=20)
     ap.add_argument("--setting", default="domain_randomization")
-    ap.add_argument("--msaa", type=int, default=4)
+    ap.add_argument("--msaa", type=int, nargs="+", default=[4, 0],
+                    help="MSAA sample counts to time (0 = no MSAA, FXAA instead: the fast mode)")
     ap.add_argument("--compare", type=int, default=20, help="scenes timed through Mitsuba 3 (0: skip)")
     ap.add_argument("--compare-sizes", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -165,27 +167,31 @@ def main(argv: list[str] | None = None) -> int:
     gl_name = ctx.info["GL_RENDERER"]
     ctx.release()
     print(f"# renderer: {gl_name}; setting {setting.key}; {args.images} images over {args.classes} classes; "
-          f"MSAA {args.msaa}x; cpu cores {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
+          f"AA modes {args.msaa}; cpu cores {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
     rows = []
-    print(f"{'size':>5} {'workers':>7} {'dataset img/s':>14} {'render img/s':>13} {'render CPU ms/img':>18}")
+    print(f"{'size':>5} {'AA':>6} {'workers':>7} {'dataset img/s':>14} {'render img/s':>13} {'render CPU ms/img':>18}")
     for size in args.sizes:
-        r_rate, r_cpu = renderer_only(scenes, size, args.msaa)
-        for w in args.workers:
-            d_rate = dataset_rate(setting.key, args.images, size, w, args.classes)
-            rows.append({"size": size, "workers": w, "dataset_img_s": d_rate, "render_img_s": r_rate, "render_cpu_ms": r_cpu})
-            print(f"{size:>5} {w:>7} {d_rate:>14.1f} {r_rate:>13.1f} {r_cpu:>18.2f}", flush=True)
+        for msaa in args.msaa:
+            aa = f"msaa{msaa}" if msaa > 1 else "fxaa"
+            r_rate, r_cpu = renderer_only(scenes, size, msaa)
+            for w in args.workers:
+                d_rate = dataset_rate(setting.key, args.images, size, w, args.classes, msaa)
+                rows.append({"size": size, "aa": aa, "workers": w, "dataset_img_s": d_rate, "render_img_s": r_rate,
+                             "render_cpu_ms": r_cpu})
+                print(f"{size:>5} {aa:>6} {w:>7} {d_rate:>14.1f} {r_rate:>13.1f} {r_cpu:>18.2f}", flush=True)
     compare = []
     if args.compare:
         sub = scenes[:: max(1, len(scenes) // args.compare)][: args.compare]
         for size in args.compare_sizes:
-            mi_rate = mitsuba_rate(sub, size, spp=max(1, args.msaa))
+            spp = max(1, args.msaa[0])
+            mi_rate = mitsuba_rate(sub, size, spp=spp)
             if mi_rate is None:
                 print("# Mitsuba 3 not installed (pip install mitsuba==3.9.1): comparison skipped")
                 break
-            gl_rate, _ = renderer_only(sub, size, args.msaa)
+            gl_rate, _ = renderer_only(sub, size, args.msaa[0])
             compare.append({"size": size, "gl_img_s": gl_rate, "mitsuba_img_s": mi_rate, "ratio": gl_rate / mi_rate})
-            print(f"# {size}px, {len(sub)} scenes: GL {gl_rate:.1f} img/s vs Mitsuba 3 scalar_rgb "
-                  f"{max(1, args.msaa)} spp {mi_rate:.1f} img/s -> {gl_rate / mi_rate:.1f}x", flush=True)
+            print(f"# {size}px, {len(sub)} scenes: GL (MSAA {args.msaa[0]}x) {gl_rate:.1f} img/s vs Mitsuba 3 scalar_rgb "
+                  f"{spp} spp {mi_rate:.1f} img/s -> {gl_rate / mi_rate:.1f}x", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"renderer": gl_name, "rows": rows, "compare": compare}, indent=2))

@@ -249,6 +249,29 @@ void main() {
 """
 
 
+def _fit_texture(t: np.ndarray, limit: int) -> np.ndarray:
+    """Shrink a texture so its larger side is at most ``limit`` (min 32): cheaper upload and mip-mapping."""
+    limit = max(32, int(limit))
+    if max(t.shape[:2]) <= limit:
+        return t
+    from PIL import Image
+
+    img = Image.fromarray(t)
+    img.thumbnail((limit, limit), Image.Resampling.BOX)
+    return np.asarray(img)
+
+
+def _upload(ctx: Any, img: np.ndarray, dtype: str = "f1") -> Any:
+    """A mip-mapped, trilinearly filtered texture from an (h, w, c) array."""
+    import moderngl
+
+    img = np.ascontiguousarray(img)
+    tex = ctx.texture((img.shape[1], img.shape[0]), img.shape[2], img.tobytes(), dtype=dtype)
+    tex.build_mipmaps()
+    tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+    return tex
+
+
 def _poisson_taps(n: int = 24) -> np.ndarray:
     """Fixed disc samples (golden-angle spiral): deterministic, evenly spread."""
     i = np.arange(n) + 0.5
@@ -379,10 +402,7 @@ class GLRenderer:
         vao = ctx.vertex_array(self.obj_prog, [(vbo, "3f 3f 2f", "in_pos", "in_nrm", "in_uv")], ibo)
         texs = []
         for t in mesh.textures:
-            tx = ctx.texture((t.shape[1], t.shape[0]), 4, np.ascontiguousarray(t).tobytes())
-            tx.build_mipmaps()
-            tx.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
-            texs.append(tx)
+            texs.append(_upload(ctx, _fit_texture(t, 2 * self.size)))
         entry = (vao, vbo, ibo, texs, mesh)
         self._models[model_id] = entry
         while len(self._models) > self.cache_models:
@@ -398,13 +418,16 @@ class GLRenderer:
         import moderngl
 
         h = self.hdri_lookup(name)
-        img = np.ascontiguousarray(h.image, dtype=np.float16)
-        tex = self.ctx.texture((img.shape[1], img.shape[0]), 3, img.tobytes(), dtype="f2")
-        tex.build_mipmaps()
-        tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        img = h.image
+        # The background never needs more than ~6 texels per output pixel across 360 degrees
+        # (60 degree field of view); smaller maps upload and mip-map several times faster.
+        while img.shape[1] > max(256, 8 * self.size) and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0:
+            img = img.reshape(img.shape[0] // 2, 2, img.shape[1] // 2, 2, 3).astype(np.float32).mean(axis=(1, 3))
+        img = np.ascontiguousarray(img, dtype=np.float16)
+        tex = _upload(self.ctx, img, dtype="f2")
         tex.repeat_x, tex.repeat_y = True, False
         maxlod = math.log2(img.shape[1])
-        entry = (tex, h, maxlod)
+        entry = (tex, h, maxlod, img.shape[1])
         self._envs[name] = entry
         while len(self._envs) > 32:
             _, old = self._envs.popitem(last=False)
@@ -418,7 +441,7 @@ class GLRenderer:
 
         ctx = self.ctx
         vao, _, _, texs, mesh = self._model(scene.model)
-        env_tex, hdri, maxlod = self._env(scene.hdri)
+        env_tex, hdri, maxlod, env_width = self._env(scene.hdri)
         # Rig frame: object at the origin, camera on the canonical line at the sampled distance.
         # The background parameter turns the whole rig (camera with the object parented to it)
         # towards view_dir, so in the rig frame the *environment* rotates: env_rot maps rig -> world.
@@ -474,7 +497,7 @@ class GLRenderer:
         bp["tan_half"].value = tan_half
         bp["aspect"].value = 1.0
         # mip level matching the pixel footprint: pixel angle / texel angle
-        bp["bg_lod"].value = max(0.0, math.log2((math.radians(FOV_DEG) / self.size) / (2 * math.pi / hdri.image.shape[1])))
+        bp["bg_lod"].value = max(0.0, math.log2((math.radians(FOV_DEG) / self.size) / (2 * math.pi / env_width)))
         self.empty_vao.render(moderngl.TRIANGLES, vertices=3)
         # object
         ctx.enable(moderngl.DEPTH_TEST)
