@@ -109,8 +109,9 @@ def reward_table_from_mapping(
     if require_all_settings:
         keys = tuple(s.key for s in all_settings())
     else:
-        first = data[task_names[0]]
-        keys = tuple(sorted(first, key=lambda k: parse_key(k).index))
+        # The union of every task's keys: a task lacking one of them is then named below.
+        union = {k for t in task_names if isinstance(data[t], Mapping) for k in data[t]}
+        keys = tuple(sorted(union, key=lambda k: parse_key(k).index))
     for key in keys:
         parse_key(key)
     values = np.empty((len(task_names), len(keys)), dtype=np.float64)
@@ -136,8 +137,13 @@ def reward_table_from_mapping(
     return RewardTable(task_names, keys, values, source)
 
 
-def load_reward_table(path: str | Path | None = None, tasks: Iterable[str] | None = None) -> RewardTable:
-    """Load a reward table JSON (default: the published 20 x 256 table)."""
+def load_reward_table(
+    path: str | Path | None = None, tasks: Iterable[str] | None = None, *, require_all_settings: bool = True
+) -> RewardTable:
+    """Load a reward table JSON (default: the published 20 x 256 table).
+
+    With ``require_all_settings=False`` a table over a subset of the settings (the same subset for
+    every task, e.g. the few settings a small study pre-trained on) is accepted."""
     path = Path(path) if path is not None else REWARD_FILE
     if not path.is_file():
         raise T2SError(f"{path}: reward table not found", "check the path (the published table ships in t2s_lib/data/published)")
@@ -147,7 +153,7 @@ def load_reward_table(path: str | Path | None = None, tasks: Iterable[str] | Non
         raise T2SError(f"{path}: not valid JSON ({exc})") from exc
     if path == REWARD_FILE and tasks is None:
         tasks = ALL_TASKS
-    return reward_table_from_mapping(data, source=str(path), tasks=tasks)
+    return reward_table_from_mapping(data, source=str(path), tasks=tasks, require_all_settings=require_all_settings)
 
 
 @lru_cache(maxsize=4)

@@ -24,11 +24,11 @@ BASELINES = ("oracle", "domain-randomization", "all-off", "best-fixed", "random"
 
 
 class _Fixed:
-    def __init__(self, index: int):
-        self.index = index
+    def __init__(self, column: int):
+        self.column = column
 
     def predict(self, tasks: Sequence[str]) -> Prediction:
-        return Prediction(tuple(tasks), np.full(len(tasks), self.index, dtype=np.int64))
+        return Prediction(tuple(tasks), np.full(len(tasks), self.column, dtype=np.int64))
 
 
 class _Oracle:
@@ -71,12 +71,12 @@ def fit_oracle(problem: PolicyProblem, seed: int = 0, **_) -> _Oracle:
 
 @METHODS.register("domain-randomization")
 def fit_domain_randomization(problem: PolicyProblem, seed: int = 0, **_) -> _Fixed:
-    return _Fixed(PRESETS["domain_randomization"].index)
+    return _Fixed(problem.table.key_index(PRESETS["domain_randomization"].key))
 
 
 @METHODS.register("all-off")
 def fit_all_off(problem: PolicyProblem, seed: int = 0, **_) -> _Fixed:
-    return _Fixed(PRESETS["all_off"].index)
+    return _Fixed(problem.table.key_index(PRESETS["all_off"].key))
 
 
 @METHODS.register("best-fixed")

@@ -12,13 +12,14 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from ..registry import Registry
-from ..settings import HEAD_ORDER, SimSetting
+from ..settings import HEAD_ORDER
 from .problem import PolicyProblem
 
 
 @dataclass
 class Prediction:
-    """Predicted setting index (0..255) per task, plus optional per-parameter P(vary)."""
+    """Predicted setting per task as a column of the problem's reward table (for a complete
+    table, column = setting index 0..255), plus optional per-parameter P(vary)."""
 
     tasks: tuple[str, ...]
     indices: np.ndarray
@@ -27,8 +28,9 @@ class Prediction:
     #: For methods that are a distribution over settings (uniformly random), the expected reward.
     expected: np.ndarray | None = None
 
-    def keys(self) -> dict[str, str | None]:
-        return {t: (SimSetting.from_index(int(i)).key if i >= 0 else None) for t, i in zip(self.tasks, self.indices)}
+    def keys(self, problem: PolicyProblem) -> dict[str, str | None]:
+        columns = problem.table.keys
+        return {t: (columns[int(i)] if i >= 0 else None) for t, i in zip(self.tasks, self.indices)}
 
     def rewards(self, problem: PolicyProblem) -> np.ndarray:
         if self.expected is not None:

@@ -82,7 +82,7 @@ def problem_from_files(
 ) -> PolicyProblem:
     """A problem from a reward table JSON and Task2Vec npz files (e.g. the small study's own)."""
     seen, unseen = tuple(seen), tuple(unseen)
-    table = load_reward_table(reward_path, tasks=seen + unseen)
+    table = load_reward_table(reward_path, tasks=seen + unseen, require_all_settings=False)
     vectors = load_task2vec_vectors(vector_paths, dim=_first_dim(vector_paths))
     return PolicyProblem(table, vectors, seen, unseen, name or Path(reward_path).stem)
 

@@ -173,6 +173,9 @@ class FittedRewardKernel:
 def fit_reward_kernel(problem: PolicyProblem, seed: int = 0, grid: Sequence[KernelConfig] | None = None, **_) -> FittedRewardKernel:
     """Select a configuration by leave-one-out over the seen tasks, then fit on all of them."""
     grid = list(grid) if grid is not None else default_grid()
+    if len(problem.table.keys) != 256:
+        # Walsh smoothing needs the full 2^8 cube; a partial table uses the raw rows.
+        grid = [cfg for cfg in grid if cfg.order == 0]
     selection = loo_scores(problem.matrix(problem.seen), problem.rewards(problem.seen), grid)
     best_score = max(score for _, score in selection)
     chosen = next(cfg for cfg, score in selection if score >= best_score - 1e-12)

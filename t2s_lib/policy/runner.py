@@ -42,7 +42,7 @@ def _run_one(variant: str, problem: PolicyProblem, seed: int, options: dict[str,
         pred = fitted.predict(tasks)
         rewards = pred.rewards(problem)
         record[f"{split}_mean"] = float(rewards.mean())
-        record[f"{split}_keys"] = pred.keys()
+        record[f"{split}_keys"] = pred.keys(problem)
         record[f"{split}_rewards"] = {t: float(r) for t, r in zip(tasks, rewards)}
         if pred.p_vary is not None:
             record[f"{split}_p_vary"] = {
@@ -69,7 +69,7 @@ def _loo_one(variant: str, problem: PolicyProblem, seed: int, held_out: str, opt
     sub = problem.with_split(train, (held_out,))
     fitted = METHODS.get(variant)(sub, seed, record_curves=False, **options) if variant in CONTROLLER_VARIANTS else METHODS.get(variant)(sub, seed, **options)
     pred = fitted.predict((held_out,))
-    return held_out, seed, float(pred.rewards(sub)[0]), pred.keys()[held_out]
+    return held_out, seed, float(pred.rewards(sub)[0]), pred.keys(sub)[held_out]
 
 
 def _map(fn, jobs: list[tuple], workers: int) -> list:

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .controller import Controller, ControllerConfig, actions_to_index, distance_weighted_probabilities, span_basis
+from ..errors import T2SError
 from .methods import METHODS, Prediction
 from .problem import PolicyProblem
 
@@ -45,6 +46,11 @@ def fit_controller(
 ) -> FittedController:
     """Train the controller on the seen tasks with ``seed``; record learning curves of the mean
     greedy reward on seen and unseen tasks after each epoch."""
+    if len(problem.table.keys) != 256:
+        raise T2SError(
+            f"the controller needs rewards for all 256 settings; table {problem.name!r} has {len(problem.table.keys)}",
+            "use reward-kernel or a baseline for a partial reward table, or complete the table",
+        )
     cfg = ControllerConfig(loss=loss, epochs=epochs, **config)
     basis = span_basis(problem.matrix(problem.all_tasks))
     ctrl = Controller(cfg, problem.dim, seed, basis)
