@@ -1,0 +1,82 @@
+"""The policy on the small study's own measurements (cpu / smoke profiles).
+
+Notebook 05 writes ``runs/<profile>/evaluate/reward_table.json`` (5-NN % of each backbone,
+pre-trained on one rendered setting, on each offline task) and notebook 02 writes the offline
+tasks' Task2Vec embeddings to ``runs/<profile>/task2vec/<task>.npz``. Together with the profile's
+seen / unseen split (``tasks:`` section) they form a :class:`PolicyProblem` over the few settings
+that were rendered and pre-trained. The controller needs all 256 settings, so this stage runs
+``reward-kernel`` and the baselines; the setting predicted for an unseen task was already
+rendered and pre-trained, so its downstream reward is measured, not extrapolated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import T2SError
+from ..published import reward_table_from_mapping
+from .baselines import BASELINES
+from .problem import PolicyProblem
+from .report import results_table
+from .runner import run_variant, write_summary
+
+SMALL_STUDY_VARIANTS = ("reward-kernel",) + BASELINES
+
+
+def study_problem(prof: Mapping[str, Any]) -> PolicyProblem:
+    """Build the small study's problem from the run folder, with clear errors for missing stages."""
+    from ..task2vec.embed import Embedding
+
+    run_dir = Path(prof["run_dir"])
+    reward_path = run_dir / "evaluate" / "reward_table.json"
+    if not reward_path.is_file():
+        raise T2SError(f"{reward_path} not found", "run notebook 05 (or `t2s study --only 04 05`) first")
+    rewards = json.loads(reward_path.read_text())
+    tasks_sec = dict(prof.get("tasks") or {})
+    vectors: dict[str, np.ndarray] = {}
+    for task in list(tasks_sec.get("seen") or []) + list(tasks_sec.get("unseen") or []):
+        path = run_dir / "task2vec" / f"{task}.npz"
+        if task in rewards and path.is_file():
+            vectors[task] = np.asarray(Embedding.load(path).hessian, dtype=np.float64)
+    seen = tuple(t for t in tasks_sec.get("seen") or [] if t in vectors)
+    unseen = tuple(t for t in tasks_sec.get("unseen") or [] if t in vectors)
+    if len(seen) < 2 or not unseen:
+        raise T2SError(
+            f"small study: need >= 2 seen and >= 1 unseen task with both a reward row and an embedding; "
+            f"have seen {list(seen)}, unseen {list(unseen)}",
+            "run notebooks 02 and 05 for the profile's tasks (tasks.seen / tasks.unseen)",
+        )
+    table = reward_table_from_mapping(rewards, source=str(reward_path), tasks=seen + unseen, require_all_settings=False)
+    return PolicyProblem(table, vectors, seen, unseen, name=f"small-study-{prof.get('name')}")
+
+
+def run_small_study_policy(prof: Mapping[str, Any]) -> dict[str, Any]:
+    """reward-kernel and the baselines on the small study's table; summaries cached per run."""
+    problem = study_problem(prof)
+    out = Path(prof["run_dir"]) / "policy_small_study"
+    summaries = {}
+    for variant in SMALL_STUDY_VARIANTS:
+        summary, _ = run_variant(variant, problem, [0], loo_seeds=[0])
+        write_summary(out / variant, summary)
+        summaries[variant] = summary
+    return {"problem": problem, "summaries": summaries}
+
+
+def small_study_tables(result: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(methods table, per-task predicted setting and its measured 5-NN %)."""
+    summaries, problem = result["summaries"], result["problem"]
+    methods = results_table(summaries.values()).drop(columns=["seeds", "seen_std", "unseen_std", "loo_all_std"])
+    rows = []
+    for task in problem.all_tasks:
+        row: dict[str, Any] = {"task": task, "split": "seen" if task in problem.seen else "unseen"}
+        for variant in ("reward-kernel", "best-fixed", "oracle"):
+            key = summaries[variant]["predictions"]["0"][task]
+            row[f"{variant} setting"] = key
+            row[f"{variant} 5-NN %"] = summaries[variant]["per_task"]["0"][task]
+        rows.append(row)
+    return methods, pd.DataFrame(rows).set_index("task")
