@@ -105,6 +105,10 @@ def _worker_init(cfg: dict[str, Any]) -> None:
     _W["cfg"] = cfg
     _W["renderer"] = make_renderer(cfg["backend"], cfg["size"], src.library, msaa=cfg["msaa"], tonemap=cfg["tonemap"],
                                    device_index=cfg.get("device_index"))
+    info = getattr(_W["renderer"], "info", {}) or {}
+    marker = Path(cfg["work"]) / ".renderer.json"
+    if info and not marker.is_file():  # which GL implementation rendered the set (llvmpipe / NVIDIA)
+        write_json(marker, {k: info.get(k) for k in ("GL_RENDERER", "GL_VERSION", "GL_VENDOR")})
 
 
 def _render_chunk(job: tuple[int, list[PlanItem], str]) -> tuple[int, int]:
@@ -201,7 +205,7 @@ def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size
         pending = pending[:max_chunks]
     cfg = {"setting": sim.key, "seed": seed, "library": str(lib.path),
            "size": size, "image_format": image_format, "backend": backend, "msaa": msaa, "tonemap": tonemap,
-           "workers": workers, "device_index": device_index}
+           "workers": workers, "device_index": device_index, "work": str(work)}
     n_todo = sum(len(chunks[k]) for k in pending)
     t0 = time.perf_counter()
     bar = None
@@ -242,7 +246,10 @@ def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size
     for item in plan:
         counts[item.class_name] = counts.get(item.class_name, 0) + 1
         models.setdefault(item.model, 0)
-    renderer_info = {"backend": backend, "msaa": msaa, "tonemap": tonemap}
+    renderer_info = {"backend": backend, "msaa": msaa, "fxaa": msaa <= 1, "tonemap": tonemap}
+    if (work / ".renderer.json").is_file():
+        renderer_info["gl"] = json.loads((work / ".renderer.json").read_text())
+        (work / ".renderer.json").unlink()
     write_json(work / "dataset.json", {
         "config": config, "setting": sim.key, "varied": sim.varied(), "n_images": len(plan), "n_classes": len(names),
         "n_models": len(models), "images_per_class": counts, "library": {"name": lib.name, "path": str(lib.path),
