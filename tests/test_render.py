@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from t2s_lib.errors import T2SError
-from t2s_lib.settings import PARAMETERS, SimSetting, parse_key
+from t2s_lib.settings import SimSetting, parse_key
 
 SIZE = 64
 

@@ -15,8 +15,8 @@ from ..settings import PARAMETER_LABELS, PARAMETERS, SimSetting, resolve_setting
 
 def base_scene(class_name: str = "chair", *, library: str = "sweethome3d", seed: int = 0):
     """A canonical (all-off) scene of the first model of ``class_name`` (or of the first class)."""
-    from . import sample_scenes
     from ..assets import load_library
+    from . import sample_scenes
 
     lib = load_library(library)
     cls = class_name if class_name in lib.classes else lib.class_names()[0]
@@ -49,8 +49,8 @@ def sample_grid(settings: Sequence[str], images: int = 16, size: int = 64, *, cl
     """A few images of each setting (spread over classes), one block of rows per setting."""
     import matplotlib.pyplot as plt
 
-    from . import render_scene_images, sample_scenes
     from ..assets import load_library
+    from . import render_scene_images, sample_scenes
 
     lib = load_library(library)
     n_cls = classes or len(lib.classes)
@@ -84,8 +84,8 @@ def throughput_table(sizes: Sequence[int], images: int, workers: Sequence[int], 
     """images/s of ``render_dataset`` end to end, per size and worker count (a pandas DataFrame)."""
     import pandas as pd
 
-    from . import render_dataset
     from ..assets import load_library
+    from . import render_dataset
 
     classes = min(classes, len(load_library(library).classes))
     rows: list[dict[str, Any]] = []

@@ -393,7 +393,6 @@ class GLRenderer:
         if model_id in self._models:
             self._models.move_to_end(model_id)
             return self._models[model_id]
-        import moderngl
 
         mesh = self.mesh_lookup(model_id)
         ctx = self.ctx
@@ -415,7 +414,6 @@ class GLRenderer:
         if name in self._envs:
             self._envs.move_to_end(name)
             return self._envs[name]
-        import moderngl
 
         h = self.hdri_lookup(name)
         img = h.image
