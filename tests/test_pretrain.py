@@ -116,3 +116,24 @@ def test_torchrun_two_cpu_processes(toy_set, tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["world_size"] == 2 and cfg["per_process_batch"] == 8
     assert load_checkpoint(out)["complete"]
+
+
+def test_paper_schedule_and_weight_decay_groups():
+    import math
+
+    from t2s_lib.train import create_backbone
+    from t2s_lib.train.loop import make_optimizer
+
+    cfg = PretrainConfig()  # published defaults: 100 epochs, warmup 20 from 1e-6, min lr 1e-5, AdamW 1e-3 / 0.05
+    opt, sched = make_optimizer(create_backbone("resnet10t", 10), cfg)
+    assert {g["weight_decay"] for g in opt.param_groups} == {0.0, 0.05}  # no decay on biases / norm weights
+
+    def lr_at(epoch):
+        sched.step(epoch)
+        return opt.param_groups[0]["lr"]
+
+    assert lr_at(0) == pytest.approx(1e-6)
+    assert lr_at(10) == pytest.approx(1e-6 + 10 / 20 * (1e-3 - 1e-6))
+    for t in (20, 50, 99):
+        assert lr_at(t) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * t / 100)))
+    assert lr_at(20) == pytest.approx(0.905 * 1e-3, rel=2e-3)

@@ -113,6 +113,18 @@ def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     seed_everything((seed * 1_000_003 + epoch * 7919 + rank) % 2**31, deterministic_torch=False)
 
 
+def make_optimizer(model, cfg: PretrainConfig):
+    """timm AdamW (no weight decay on biases / norm weights) and the per-epoch cosine schedule with
+    linear warmup from ``warmup_lr`` (timm semantics without warmup prefix: lr(20) ~ 0.905 peak)."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+
+    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
+                                       warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr)
+    return optimizer, scheduler
+
+
 # ----------------------------------------------------------------------------------------------
 def pretrain(cfg: PretrainConfig) -> Path:
     """Train (or resume, or return a finished) run; returns the path of ``checkpoint.pt``."""
@@ -120,8 +132,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
     import torch.distributed as dist
     from timm.data import Mixup
     from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import create_scheduler_v2
     from torch.utils.data import DataLoader, DistributedSampler, Subset
     from tqdm.auto import tqdm
 
@@ -191,9 +201,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     model = create_backbone(cfg.arch, len(classes), drop_path_rate=cfg.drop_path).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
-                                       warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr)
+    optimizer, scheduler = make_optimizer(model, cfg)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     mixup = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
