@@ -30,6 +30,11 @@ def ensure_image_set(prof: Mapping[str, Any], key: str) -> Path:
     out = image_set_dir(prof, key)
     if (out / "dataset.json").is_file():
         return out
+    # Importing triton (pulled in by torch._dynamo when the first optimiser is built) after the
+    # renderer has created an EGL context segfaults the process (seen with moderngl 5.13 + Mesa EGL
+    # + torch 2.14 triton); importing it first, before any GL context exists, avoids the crash.
+    import torch._dynamo  # noqa: F401
+
     try:
         from ..render import render_dataset
     except ImportError as exc:
