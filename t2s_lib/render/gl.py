@@ -249,6 +249,17 @@ void main() {
 """
 
 
+def _uset(prog: Any, name: str, value: Any) -> None:
+    """Set a uniform if the shader kept it (GLSL compilers drop unused ones, differently per driver)."""
+    if name in prog:
+        prog[name].value = value
+
+
+def _uwrite(prog: Any, name: str, data: bytes) -> None:
+    if name in prog:
+        prog[name].write(data)
+
+
 def _fit_texture(t: np.ndarray, limit: int) -> np.ndarray:
     """Shrink a texture so its larger side is at most ``limit`` (min 32): cheaper upload and mip-mapping."""
     limit = max(32, int(limit))
@@ -373,15 +384,15 @@ class GLRenderer:
         self.ldr_fbo = ctx.framebuffer([self.ldr_tex], self.ldr_depth)
         self.out_rb = ctx.renderbuffer(sz, 4)
         self.out_fbo = ctx.framebuffer([self.out_rb])
-        self.post_prog["taps"].write(_poisson_taps(24).tobytes())
-        self.post_prog["ldr"].value = 0
-        self.post_prog["texel"].value = (1.0 / self.size, 1.0 / self.size)
-        self.obj_prog["env"].value = 0
-        self.obj_prog["tex"].value = 1
-        self.bg_prog["env"].value = 0
+        _uwrite(self.post_prog, "taps", _poisson_taps(24).tobytes())
+        _uset(self.post_prog, "ldr", 0)
+        _uset(self.post_prog, "texel", (1.0 / self.size, 1.0 / self.size))
+        _uset(self.obj_prog, "env", 0)
+        _uset(self.obj_prog, "tex", 1)
+        _uset(self.bg_prog, "env", 0)
         for prog in (self.bg_prog, self.obj_prog):
-            prog["exposure"].value = self.exposure
-            prog["tonemap"].value = self.tonemap
+            _uset(prog, "exposure", self.exposure)
+            _uset(prog, "tonemap", self.tonemap)
         self._white = ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._envs: OrderedDict[str, Any] = OrderedDict()
@@ -480,8 +491,7 @@ class GLRenderer:
             coc_scale = coc_m / FILM_HEIGHT * self.size / 2
         for prog in (self.bg_prog, self.obj_prog):
             for name, value in (("coc_scale", coc_scale), ("focus", focus), ("max_coc", max_coc), ("alpha_mode", int(mask))):
-                if name in prog:  # the compiler drops uniforms a shader does not need
-                    prog[name].value = value
+                _uset(prog, name, value)
         target = self.ms_fbo if self.msaa else self.ldr_fbo
         target.use()
         ctx.viewport = (0, 0, self.size, self.size)
@@ -490,45 +500,45 @@ class GLRenderer:
         # background (no depth test/write: it sits at infinity)
         ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
         bp = self.bg_prog
-        bp["cam_rot"].write(cam_rot.T.astype("f4").tobytes())  # GLSL is column-major
-        bp["env_rot"].write(env_rot.T.astype("f4").tobytes())
-        bp["tan_half"].value = tan_half
-        bp["aspect"].value = 1.0
+        _uwrite(bp, "cam_rot", cam_rot.T.astype("f4").tobytes())  # GLSL is column-major
+        _uwrite(bp, "env_rot", env_rot.T.astype("f4").tobytes())
+        _uset(bp, "tan_half", tan_half)
+        _uset(bp, "aspect", 1.0)
         # mip level matching the pixel footprint: pixel angle / texel angle
-        bp["bg_lod"].value = max(0.0, math.log2((math.radians(FOV_DEG) / self.size) / (2 * math.pi / env_width)))
+        _uset(bp, "bg_lod", max(0.0, math.log2((math.radians(FOV_DEG) / self.size) / (2 * math.pi / env_width))))
         self.empty_vao.render(moderngl.TRIANGLES, vertices=3)
         # object
         ctx.enable(moderngl.DEPTH_TEST)
         op = self.obj_prog
-        op["mvp"].write(mvp.T.astype("f4").tobytes())
-        op["model"].write(model.T.astype("f4").tobytes())
-        op["normal_mat"].write(normal_mat.T.astype("f4").tobytes())
-        op["env_rot"].write(env_rot.T.astype("f4").tobytes())
-        op["sh"].write(np.asarray(hdri.sh, "f4").tobytes())
-        op["env_maxlod"].value = maxlod - 1.0
-        op["env_light"].value = ENV_LIGHT
-        op["cam_pos"].value = tuple(float(x) for x in cam_pos)
-        op["sun_dir"].value = tuple(float(x) for x in sun_rig)
-        op["sun_rad"].value = tuple(float(c) * SUN_STRENGTH * scene.light_intensity for c in scene.light_color)
+        _uwrite(op, "mvp", mvp.T.astype("f4").tobytes())
+        _uwrite(op, "model", model.T.astype("f4").tobytes())
+        _uwrite(op, "normal_mat", normal_mat.T.astype("f4").tobytes())
+        _uwrite(op, "env_rot", env_rot.T.astype("f4").tobytes())
+        _uwrite(op, "sh", np.asarray(hdri.sh, "f4").tobytes())
+        _uset(op, "env_maxlod", maxlod - 1.0)
+        _uset(op, "env_light", ENV_LIGHT)
+        _uset(op, "cam_pos", tuple(float(x) for x in cam_pos))
+        _uset(op, "sun_dir", tuple(float(x) for x in sun_rig))
+        _uset(op, "sun_rad", tuple(float(c) * SUN_STRENGTH * scene.light_intensity for c in scene.light_color))
         table = material_table() if scene.materials is not None else None
         for p, (first, count) in enumerate(mesh.parts):
             if table is not None:
                 m = table[scene.materials[p % len(scene.materials)]]
-                op["base_color"].value = (*m.base_color, 1.0)
-                op["metallic"].value = m.metallic
-                op["roughness"].value = m.roughness
-                op["has_tex"].value = 0
-                op["pattern"].value = m.pattern
-                op["color2"].value = m.color2
-                op["pattern_scale"].value = m.pattern_scale
+                _uset(op, "base_color", (*m.base_color, 1.0))
+                _uset(op, "metallic", m.metallic)
+                _uset(op, "roughness", m.roughness)
+                _uset(op, "has_tex", 0)
+                _uset(op, "pattern", m.pattern)
+                _uset(op, "color2", m.color2)
+                _uset(op, "pattern_scale", m.pattern_scale)
             else:
                 mat = mesh.materials[p]
-                op["base_color"].value = tuple(mat["base_color"][:4]) if len(mat["base_color"]) >= 4 else (*mat["base_color"][:3], 1.0)
-                op["metallic"].value = float(mat["metallic"])
-                op["roughness"].value = float(mat["roughness"])
-                op["pattern"].value = 0
+                _uset(op, "base_color", tuple(mat["base_color"][:4]) if len(mat["base_color"]) >= 4 else (*mat["base_color"][:3], 1.0))
+                _uset(op, "metallic", float(mat["metallic"]))
+                _uset(op, "roughness", float(mat["roughness"]))
+                _uset(op, "pattern", 0)
                 ti = int(mat.get("texture", -1))
-                op["has_tex"].value = 1 if ti >= 0 else 0
+                _uset(op, "has_tex", 1 if ti >= 0 else 0)
                 (texs[ti] if ti >= 0 else self._white).use(1)
             vao.render(moderngl.TRIANGLES, vertices=int(count), first=int(first))
         if self.msaa:
@@ -543,9 +553,9 @@ class GLRenderer:
             ctx.disable(moderngl.DEPTH_TEST)
             self.ldr_tex.use(0)
             pp = self.post_prog
-            pp["max_coc"].value = 0.0 if sharp else max_coc
-            pp["n_taps"].value = self.dof_taps
-            pp["fxaa"].value = int(self.fxaa)
+            _uset(pp, "max_coc", 0.0 if sharp else max_coc)
+            _uset(pp, "n_taps", self.dof_taps)
+            _uset(pp, "fxaa", int(self.fxaa))
             self.post_vao.render(moderngl.TRIANGLES, vertices=3)
             src = self.out_fbo
         data = src.read(components=3, alignment=1)
