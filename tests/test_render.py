@@ -288,7 +288,7 @@ def test_bad_input_errors(tmp_path, lib, monkeypatch):
         render_dataset("all_off", tmp_path / "a", images=10, size=32, classes=["no_such_class"])
     with pytest.raises(T2SError, match="image format"):
         render_dataset("all_off", tmp_path / "a", images=10, size=32, image_format="gif")
-    with pytest.raises(T2SError, match="backend"):
+    with pytest.raises(T2SError, match="unknown render backend"):
         render_dataset("all_off", tmp_path / "a", images=10, size=32, backend="blender")
     assert not (tmp_path / "a").exists()
 

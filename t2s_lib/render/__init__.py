@@ -13,15 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..registry import Registry
 from ..settings import SimSetting, resolve_setting
-from .dataset import SceneSource, make_renderer, plan_for, read_manifest, render_dataset
+from .dataset import RENDERERS, SceneSource, make_renderer, plan_for, read_manifest, render_dataset
 from .scene import PARAMETERS, Scene, make_plan, material_table, sample_scene, vary_one
-
-#: Render backends by name (``gl`` default, ``tdw`` optional).
-RENDERERS: Registry = Registry("render backend")
-RENDERERS.add("gl", "t2s_lib.render.gl:GLRenderer")
-RENDERERS.add("tdw", "t2s_lib.render.tdw:TDWRenderer")
 
 
 def sample_scenes(setting: str | SimSetting, images: int, *, seed: int = 0, library: str = "sweethome3d",

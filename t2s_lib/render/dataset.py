@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..io import atomic_path, write_json
+from ..registry import Registry
 from ..settings import SimSetting, resolve_setting
 from .scene import PlanItem, Scene, make_plan, sample_scene
 
@@ -76,20 +77,29 @@ class SceneSource:
                             default_hdri=self.default_hdri)
 
 
+def _gl_factory(size: int, library: Any, *, msaa: int = 4, tonemap: str = "aces", device_index: int | None = None) -> Any:
+    from ..assets import load_hdri
+    from .gl import GLRenderer
+
+    return GLRenderer(size, library.mesh, load_hdri, msaa=msaa, tonemap=tonemap, device_index=device_index)
+
+
+def _tdw_factory(size: int, library: Any, **_: Any) -> Any:
+    from .tdw import TDWRenderer
+
+    return TDWRenderer(size)
+
+
+#: Render backends by name; each factory takes (size, library, msaa=, tonemap=, device_index=).
+RENDERERS: Registry = Registry("render backend")
+RENDERERS.add("gl", _gl_factory)
+RENDERERS.add("tdw", _tdw_factory)
+
+
 def make_renderer(backend: str, size: int, library: Any, *, msaa: int = 4, tonemap: str = "aces",
                   device_index: int | None = None) -> Any:
     """A renderer for ``backend`` (``gl`` or ``tdw``) with a ``render(scene) -> uint8 HxWx3``."""
-    from ..assets import load_hdri
-
-    if backend == "gl":
-        from .gl import GLRenderer
-
-        return GLRenderer(size, library.mesh, load_hdri, msaa=msaa, tonemap=tonemap, device_index=device_index)
-    if backend == "tdw":
-        from .tdw import TDWRenderer
-
-        return TDWRenderer(size)
-    raise T2SError(f"unknown render backend {backend!r}", "use --backend gl (default) or tdw")
+    return RENDERERS.get(backend)(size, library, msaa=msaa, tonemap=tonemap, device_index=device_index)
 
 
 # ----- worker side ----------------------------------------------------------------------------
@@ -171,8 +181,7 @@ def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size
         raise T2SError(f"images={images!r}: must be a positive integer")
     if not isinstance(size, int) or not 8 <= size <= 4096:
         raise T2SError(f"size={size!r}: must be an integer number of pixels in 8..4096")
-    if backend not in ("gl", "tdw"):
-        raise T2SError(f"unknown render backend {backend!r}", "use gl (default) or tdw")
+    RENDERERS.get(backend)  # unknown backend: a clear error before any work
     workers = max(1, int(workers))
     out = Path(out).expanduser().resolve()
     names, plan = plan_for(library, images, classes)
