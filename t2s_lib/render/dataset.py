@@ -196,7 +196,7 @@ def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size
             return out
         raise T2SError(f"{out} already holds a dataset rendered with other parameters",
                        "delete it or choose another --out")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise T2SError(f"{out} exists and is not a complete dataset", "delete it or choose another --out")
     work = out.parent / f".{out.name}.partial"
     if work.exists():
