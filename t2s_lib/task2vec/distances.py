@@ -57,15 +57,6 @@ def distance_matrix(H: np.ndarray, metric: str = "task2vec") -> np.ndarray:
 
 def published_vectors(which: str = "all") -> tuple[list[str], np.ndarray]:
     """The 20 published hessians (``seen``, ``unseen`` or ``all``), in the published file order."""
-    try:  # the lead's loader, when present
-        from ..published import load_task2vec_vectors  # type: ignore[attr-defined]
-
-        got = load_task2vec_vectors(which) if which != "all" else load_task2vec_vectors()
-        if isinstance(got, dict):
-            names = list(got)
-            return names, np.stack([np.asarray(got[k]["hessian"] if isinstance(got[k], dict) else got[k], dtype=np.float32) for k in names])
-    except Exception:  # noqa: BLE001 - fall back to reading the files directly
-        pass
     parts = ["seen", "unseen"] if which == "all" else [which]
     names: list[str] = []
     vecs: list[np.ndarray] = []

@@ -83,7 +83,13 @@ def layer_profile(embs: Mapping[str, Embedding], ax=None):
 
 
 def fraction_table(prof: Mapping[str, Any], *, predict=None):
-    """Supplementary Table 1 on the profile's ``fraction_tasks`` plus a seed-to-seed noise floor."""
+    """Supplementary Table 1 on the profile's ``fraction_tasks`` plus a seed-to-seed noise floor.
+
+    Vectors go to ``<run_dir>/task2vec/fractions/<task>__f<fraction>.npz``; ``predict`` (a
+    function hessian -> setting, e.g. a fitted policy) adds the predicted setting per fraction.
+    """
+    from pathlib import Path
+
     import pandas as pd
 
     sec = dict(prof.get("task2vec") or {})
@@ -91,7 +97,8 @@ def fraction_table(prof: Mapping[str, Any], *, predict=None):
     rows = []
     for task in sec.get("fraction_tasks") or []:
         rows += fraction_experiment(task, sec.get("fractions") or [1.0, 0.5, 0.2, 0.1], opts, device=prof.get("device", "auto"),
-                                    threads=sec.get("threads"), predict=predict)
+                                    threads=sec.get("threads"), predict=predict,
+                                    save_dir=Path(prof["run_dir"]) / "task2vec" / "fractions")
         # same data and options, another seed: how close two 100 % vectors are anyway
         full = embed_task(task, opts, device=prof.get("device", "auto"), threads=sec.get("threads"))
         other = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=prof.get("device", "auto"),

@@ -64,18 +64,22 @@ def load_embeddings(folder: str | Path, names: Sequence[str] | None = None) -> d
 
 def fraction_experiment(task: str, fractions: Sequence[float], opts: Task2VecOptions, *, device: str = "auto",
                         threads: int | None = None, root: str | None = None,
-                        predict: Callable[[np.ndarray], Any] | None = None) -> list[dict[str, Any]]:
+                        predict: Callable[[np.ndarray], Any] | None = None,
+                        save_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Supplementary Table 1: embeddings from fractions of the training data vs the 100 % vector.
 
     Each fraction is a class-stratified subsample (same seed); the Fisher draws the same number
     of samples from it, so only the data changes. ``predict`` (optional) maps a hessian to the
-    policy's predicted setting, reported per fraction.
+    policy's predicted setting, reported per fraction. With ``save_dir`` every vector is also
+    written as ``<save_dir>/<task>__f<fraction>.npz`` (+ ``.json``), e.g. for the policy stage.
     """
     full = embed_task(task, dataclasses.replace(opts, fraction=1.0), device=device, threads=threads, root=root)
     rows = []
     for f in fractions:
         emb = full if float(f) == 1.0 else embed_task(task, dataclasses.replace(opts, fraction=float(f)),
                                                       device=device, threads=threads, root=root)
+        if save_dir is not None:
+            emb.save(Path(save_dir) / f"{task}__f{float(f):g}.npz")
         row = {"task": task, "fraction": float(f), "images": emb.meta.get("images_used"),
                "cosine_to_full": cosine_similarity(emb.hessian, full.hessian),
                "task2vec_distance_to_full": task2vec_distance(emb.hessian, full.hessian)}
