@@ -178,3 +178,18 @@ def test_smaller_fractions_are_subsets_and_caps_are_stratified():
     a = stratified_indices(labels, fraction=1.0, max_total=60, seed=0)
     b = stratified_indices(labels, fraction=0.5, max_total=60, seed=0)
     assert np.bincount(labels[a]).tolist() == [30, 20, 10] and not np.array_equal(a, b)
+
+
+def test_cli_data_fetch_list_info(fetched, capsys, tmp_path):
+    from t2s_lib.cli import main as cli_main
+
+    assert cli_main(["data", "fetch"]) == 0
+    assert "already present" in capsys.readouterr().out
+    assert cli_main(["data", "list", "--kind", "offline"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist" in out and "[fetched]" in out
+    assert cli_main(["data", "info", "faces"]) == 0
+    assert '"num_classes": 2' in capsys.readouterr().out
+    assert cli_main(["data", "info", "CUB", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset CUB" in err and "train_filelist.txt" in err
