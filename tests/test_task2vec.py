@@ -179,6 +179,8 @@ def test_bad_options():
         Task2VecOptions(fraction=1.5).check()
     with pytest.raises(T2SError, match="not implemented"):
         Task2VecOptions(method="variational").check()
+    with pytest.raises(T2SError, match="unknown Task2Vec option"):
+        embed_task("faces", fisher_sampels=10)
 
 
 def test_distances_on_published_vectors():

@@ -219,7 +219,6 @@ def embed_task(
             return embed_task(task, options, device=device, cache=cache, num_workers=num_workers, root=root, **overrides)
         finally:
             torch.set_num_threads(before)
-    import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
@@ -227,6 +226,10 @@ def embed_task(
     from ..tasks import get_task
     from ..tasks.splits import stratified_indices
 
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Task2VecOptions)}
+    if unknown:
+        raise T2SError(f"unknown Task2Vec option(s) {sorted(unknown)}",
+                       f"use fields of Task2VecOptions: {', '.join(f.name for f in dataclasses.fields(Task2VecOptions))}")
     opts = dataclasses.replace(options or Task2VecOptions(), **overrides).check()
     if isinstance(task, (str, Path)):
         task = get_task(task, root=root)
