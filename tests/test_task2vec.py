@@ -203,3 +203,14 @@ def test_cli_writes_embedding_and_reports_errors(tmp_path, isolated_cache, capsy
     assert Embedding.load(out).hessian.shape == (9600,)
     assert cli_main(["task2vec", "--task", "no-such-task", "--out", str(out), "--profile", "smoke"]) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["SVHN", "PacsC"])
+def test_embeds_a_paper_task_from_its_layout(name, tmp_path, isolated_cache):
+    from test_tasks_paper import WRITERS
+
+    WRITERS[name](tmp_path)
+    opts = Task2VecOptions(image_size=32, fisher_samples=8, fisher_batch_size=4, batch_size=4,
+                           classifier_epochs=1, classifier_samples=8)
+    e = embed_task(name, opts, root=str(tmp_path), device="cpu", cache=False)
+    assert e.hessian.shape == (9600,) and e.meta["task_kind"] == "paper" and np.all(np.isfinite(e.hessian))
