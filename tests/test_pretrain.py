@@ -137,3 +137,13 @@ def test_paper_schedule_and_weight_decay_groups():
     for t in (20, 50, 99):
         assert lr_at(t) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + math.cos(math.pi * t / 100)))
     assert lr_at(20) == pytest.approx(0.905 * 1e-3, rel=2e-3)
+
+
+def test_slurm_launcher_runs_the_job_through_submitit(toy_set, tmp_path):
+    """--slurm builds a submitit executor; submitit's in-process 'debug' cluster runs the same job."""
+    from t2s_lib.train.slurm import submit_slurm
+
+    cfg = _cfg(toy_set, tmp_path / "slurm", epochs=1, max_images=16)
+    job = submit_slurm(cfg, gpus_per_node=0, cpus_per_task=1, cluster="debug")
+    assert job.result() == str(tmp_path / "slurm" / "checkpoint.pt")
+    assert load_checkpoint(job.result())["complete"]

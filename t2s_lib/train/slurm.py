@@ -37,13 +37,16 @@ class _SlurmPretrain:
 
 def submit_slurm(cfg: PretrainConfig, *, nodes: int = 1, gpus_per_node: int = 4, partition: str | None = None,
                  timeout_min: int = 24 * 60, cpus_per_task: int = 10, log_dir: str | Path | None = None,
-                 extra: dict[str, Any] | None = None):
-    """Submit a pre-training job to Slurm through submitit; returns the submitit Job."""
+                 extra: dict[str, Any] | None = None, cluster: str | None = None):
+    """Submit a pre-training job to Slurm through submitit; returns the submitit Job.
+
+    ``cluster="debug"`` (or ``"local"``) runs the same job without Slurm (submitit's test executors).
+    """
     import submitit
 
     log_dir = Path(log_dir or Path(cfg.out) / "slurm")
-    executor = submitit.AutoExecutor(folder=str(log_dir))
-    params: dict[str, Any] = dict(nodes=nodes, gpus_per_node=gpus_per_node, tasks_per_node=gpus_per_node,
+    executor = submitit.AutoExecutor(folder=str(log_dir), cluster=cluster)
+    params: dict[str, Any] = dict(nodes=nodes, gpus_per_node=gpus_per_node, tasks_per_node=max(1, gpus_per_node),
                                   cpus_per_task=cpus_per_task, timeout_min=timeout_min, name="t2s-pretrain")
     if partition:
         params["slurm_partition"] = partition
