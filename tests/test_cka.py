@@ -79,3 +79,18 @@ def test_stage_cka_between_backbones_on_a_task(tmp_path):
     back = load_cka(path)
     np.testing.assert_allclose(back["mean"], res["mean"])
     assert back["names"] == ["a", "b", "c"]
+
+
+def test_cli_cka_on_registered_offline_task(tmp_path):
+    tasks = pytest.importorskip("t2s_lib.tasks", reason="tasks stage (t2s_lib.tasks) not installed")
+    try:
+        tasks.get_task("digits").dataset("test")
+    except Exception as exc:  # the data may not be prepared on this machine
+        pytest.skip(f"offline task 'digits' not available: {exc}")
+    from t2s_lib.cli import main
+
+    rc = main(["cka", "A=scratch:resnet10t", "scratch:resnet18", "--task", "digits", "--img-size", "32",
+               "--batch-size", "32", "--max-images", "64", "--out", str(tmp_path / "m"), "--device", "cpu"])
+    assert rc == 0
+    res = load_cka(tmp_path / "m")
+    assert res["names"] == ["A", "scratch:resnet18"] and res["mean"].shape == (4, 2, 2)
