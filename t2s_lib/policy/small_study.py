@@ -80,3 +80,28 @@ def small_study_tables(result: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Data
             row[f"{variant} 5-NN %"] = summaries[variant]["per_task"]["0"][task]
         rows.append(row)
     return methods, pd.DataFrame(rows).set_index("task")
+
+
+def fraction_predictions(prof: Mapping[str, Any], result: Mapping[str, Any]) -> pd.DataFrame:
+    """Supplementary Table 1 analog: the setting ``reward-kernel`` (fitted on the small study's
+    seen tasks) predicts from Task2Vec vectors computed on 100/50/20/10 % of a task's training data
+    (``runs/<profile>/task2vec/fractions/<task>__f<fraction>.npz``, written by notebook 02), and the
+    measured 5-NN % of that setting when the task is in the reward table."""
+    from ..task2vec.embed import Embedding
+    from .reward_kernel import fit_reward_kernel
+
+    problem: PolicyProblem = result["problem"]
+    fitted = fit_reward_kernel(problem)
+    folder = Path(prof["run_dir"]) / "task2vec" / "fractions"
+    rows = []
+    for path in sorted(folder.glob("*__f*.npz")):
+        task, fraction = path.stem.rsplit("__f", 1)
+        vector = np.asarray(Embedding.load(path).hessian, dtype=np.float64)[None]
+        column = int(fitted.scores(vector)[0].argmax())
+        key = problem.table.keys[column]
+        measured = problem.table.reward(task, key) if task in problem.table.tasks else float("nan")
+        role = "seen" if task in problem.seen else ("unseen" if task in problem.unseen else "other")
+        rows.append({"task": task, "role": role, "fraction": float(fraction), "predicted_setting": key, "5-NN % of that setting": measured})
+    if not rows:
+        raise T2SError(f"no fraction embeddings in {folder}", "run notebook 02 (task2vec.fraction_tasks) first")
+    return pd.DataFrame(rows).sort_values(["task", "fraction"], ascending=[True, False]).set_index(["task", "fraction"])
