@@ -342,7 +342,7 @@ def test_folder_library_indexes_and_excludes_with_reason(tmp_path):
     for cls, make in {"box": lambda i: trimesh.creation.box(extents=(1, 1 + i, 2)),
                       "sphere": lambda i: trimesh.creation.icosphere(subdivisions=2 + i % 2, radius=1 + i)}.items():
         (root / cls).mkdir(parents=True)
-        for i, ext in enumerate(["obj", "ply", "stl"]):
+        for i, ext in enumerate(["obj", "ply", "glb"]):
             make(i).export(root / cls / f"m{i}.{ext}")
     (root / "box" / "broken.obj").write_text("this is not a mesh\n")
     (root / "box" / "empty.ply").write_bytes(b"")
@@ -369,3 +369,14 @@ def test_tdw_library_plans_the_papers_objects():
         from t2s_lib.assets import load_library
 
         load_library("tdw").mesh(scenes[0].model)
+
+
+def test_tdw_backend_without_tdw_is_a_clear_error(lib):
+    import importlib.util
+
+    from t2s_lib.render import make_renderer
+
+    if importlib.util.find_spec("tdw") is not None:
+        pytest.skip("tdw is installed here")
+    with pytest.raises(T2SError, match="tdw"):
+        make_renderer("tdw", 64, lib)
