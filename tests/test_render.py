@@ -186,10 +186,11 @@ def test_dataset_layout_and_worker_determinism(tmp_path, lib):
     from t2s_lib.render import read_manifest, render_dataset
 
     key = "1_1_1_1_1_3_0_1_1"
-    a = render_dataset(key, tmp_path / "w1", images=40, size=32, classes=4, workers=1, progress=False)
+    a = render_dataset(key, tmp_path / "w1", images=40, size=32, classes=4, workers=1, progress=False, isolate=False)
     b = render_dataset(key, tmp_path / "w2", images=40, size=32, classes=4, workers=2, progress=False)
+    c = render_dataset(key, tmp_path / "w1s", images=40, size=32, classes=4, workers=1, progress=False)  # spawned
     ta, tb = _tree(a), _tree(b)
-    assert ta == tb
+    assert ta == tb == _tree(c)
     rows = read_manifest(a)
     assert len(rows) == 40 and len(list(a.glob("*/*.jpg"))) == 40
     meta = json.loads((a / "dataset.json").read_text())
@@ -202,14 +203,14 @@ def test_dataset_layout_and_worker_determinism(tmp_path, lib):
     # idempotent: a second call keeps the finished dataset
     t0 = time.perf_counter()
     render_dataset(key, tmp_path / "w1", images=40, size=32, classes=4, workers=1, progress=False)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 2.0  # nothing rendered, no worker started
 
 
 def test_resume_after_killed_run_is_byte_identical(tmp_path, lib):
     from t2s_lib.render import render_dataset
 
     args = dict(images=160, size=32, classes=5, workers=1, progress=False)
-    ref = render_dataset("all_off", tmp_path / "ref", **args)
+    ref = render_dataset("all_off", tmp_path / "ref", **args)  # a spawned worker (default); the CLI renders in-process
     out = tmp_path / "killed"
     parts = tmp_path / ".killed.partial" / ".parts"
     cmd = [sys.executable, "-m", "t2s_lib.cli", "render", "--setting", "all_off", "--images", "160", "--size", "32",
@@ -243,7 +244,7 @@ def test_failure_leaves_no_half_written_dataset(tmp_path, lib, monkeypatch):
 
     monkeypatch.setattr(GLRenderer, "render", flaky)
     with pytest.raises(RuntimeError):
-        ds.render_dataset("all_off", tmp_path / "x", images=80, size=16, classes=2, progress=False)
+        ds.render_dataset("all_off", tmp_path / "x", images=80, size=16, classes=2, progress=False, isolate=False)
     assert not (tmp_path / "x").exists()
 
 
@@ -350,7 +351,8 @@ def test_folder_library_indexes_and_excludes_with_reason(tmp_path):
     idx = json.loads((path / "index.json").read_text())
     assert idx["classes"] == {"box": ["box_m0", "box_m1", "box_m2"], "sphere": ["sphere_m0", "sphere_m1", "sphere_m2"]}
     assert set(idx["excluded"]) == {"box_broken", "box_empty"} and all(idx["excluded"].values())
-    out = render_dataset("domain_randomization", tmp_path / "ds", images=12, size=32, library=str(root), progress=False)
+    out = render_dataset("domain_randomization", tmp_path / "ds", images=12, size=32, library=str(root), progress=False,
+                         isolate=False)
     assert len(list(out.glob("*/*.jpg"))) == 12
     library.load_library.cache_clear()
 

@@ -31,6 +31,7 @@ def _render(args: argparse.Namespace) -> int:
 
     out = render_dataset(args.setting, args.out, args.images, args.size, seed=args.seed, library=args.library,
                          workers=args.workers, classes=args.classes, image_format=args.image_format,
-                         backend=args.backend, msaa=args.msaa, tonemap=args.tonemap, device_index=args.device_index)
+                         backend=args.backend, msaa=args.msaa, tonemap=args.tonemap, device_index=args.device_index,
+                         isolate=args.workers > 1)  # this process exits after rendering: no triton hazard
     print(out)
     return 0

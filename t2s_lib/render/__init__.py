@@ -32,7 +32,11 @@ _RENDERER_CACHE: dict[tuple, Any] = {}
 
 def render_scene_images(scenes: Sequence[Scene], size: int = 128, *, library: str = "sweethome3d",
                         msaa: int = 4, tonemap: str = "aces", backend: str = "gl") -> list[np.ndarray]:
-    """Render scenes to uint8 arrays in this process (renderer cached per size/quality)."""
+    """Render scenes to uint8 arrays in this process (renderer cached per size/quality).
+
+    This creates an EGL context here: in a process that will later import torch's compiler
+    (triton), import ``torch._dynamo`` first (triton loaded after llvmpipe has segfaulted).
+    """
     from ..assets import load_library
 
     key = (size, library, msaa, tonemap, backend)

@@ -164,12 +164,16 @@ def plan_for(library: str, images: int, classes: int | Iterable[str] | None) -> 
 def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size: int, seed: int = 0,
                    library: str = "sweethome3d", workers: int = 1, classes: int | Iterable[str] | None = None,
                    image_format: str = "jpg", backend: str = "gl", *, msaa: int = 4, tonemap: str = "aces",
-                   device_index: int | None = None, progress: bool = True, max_chunks: int | None = None) -> Path:
+                   device_index: int | None = None, progress: bool = True, max_chunks: int | None = None,
+                   isolate: bool = True) -> Path:
     """Render ``images`` images of ``setting`` at ``size`` px into ``out`` (layout in the module doc).
 
     Idempotent (an existing complete dataset with the same parameters is kept), resumable, and
     atomic (``out`` appears only when complete). ``max_chunks`` stops after that many chunks
     (used by tests to simulate an interruption); the partial work is kept for the next call.
+    ``isolate`` (default) renders in spawned worker processes even for ``workers=1``: a process
+    that created an llvmpipe context and later imports triton (torch's compiler) segfaults.
+    ``isolate=False`` with one worker renders in this process (the CLI does: it exits after).
     Returns ``out``.
     """
     from ..assets import load_library
@@ -224,7 +228,9 @@ def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size
         bar = tqdm(total=n_todo, unit="img", desc=f"render {sim.key}", file=sys.stderr, leave=False)
     jobs = [(k, chunks[k], str(work)) for k in pending]
     if jobs:
-        if workers == 1:
+        # In-process rendering loads Mesa's LLVM (llvmpipe) into the caller, and importing triton
+        # (torch's compiler) afterwards segfaults: so by default even one worker is a spawned process.
+        if workers == 1 and not isolate:
             _worker_init(cfg)
             try:
                 for job in jobs:
@@ -236,11 +242,22 @@ def render_dataset(setting: str | SimSetting, out: Path | str, images: int, size
                     _W["renderer"].release()
                 _W.clear()
         else:
-            ctx = mp.get_context("spawn")  # a fresh process per worker: GL contexts do not survive fork
-            with ctx.Pool(workers, initializer=_worker_init, initargs=(cfg,)) as pool:
-                for _, n in pool.imap_unordered(_render_chunk, jobs):
-                    if bar:
-                        bar.update(n)
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures.process import BrokenProcessPool
+
+            # spawn: a fresh process per worker (GL contexts do not survive fork); a worker that
+            # dies (e.g. a GL driver crash) raises BrokenProcessPool instead of hanging.
+            ctx = mp.get_context("spawn")
+            try:
+                with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,)) as pool:
+                    for fut in as_completed([pool.submit(_render_chunk, job) for job in jobs]):
+                        _, n = fut.result()
+                        if bar:
+                            bar.update(n)
+            except BrokenProcessPool as exc:
+                raise T2SError(f"a render worker died while rendering {out.name} ({exc})",
+                               f"rerun to resume from the finished chunks; if it recurs, check the GL driver "
+                               f"(t2s render ... --workers 1) and {work}") from exc
     if bar:
         bar.close()
     elapsed = time.perf_counter() - t0
