@@ -39,7 +39,7 @@ demo: assets data
 
 # pytest exit 5 ("no tests collected") is not a failure.
 test: assets data
-	set +e; $(BIN)/python -m pytest -ra --nbval-lax tests notebooks $(PYTEST_ARGS); rc=$$?; \
+	set +e; $(BIN)/python -m pytest -ra --nbval-lax --nbval-cell-timeout=900 tests notebooks $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 test-fast: install
