@@ -43,7 +43,9 @@ def run_policy_stage(prof: dict[str, Any], problem: PolicyProblem | None = None,
     workers = int(cfg.get("workers", 1))
     summaries: dict[str, dict] = {}
     curves: dict[str, dict] = {}
-    jobs = [(v, seeds, {"epochs": int(cfg.get("epochs", 1000))} if v in CONTROLLER_VARIANTS else {}) for v in cfg.get("variants", [])]
+    # Only the controller depends on the seed; the other methods are deterministic: one run each.
+    jobs = [(v, seeds, {"epochs": int(cfg.get("epochs", 1000))}) if v in CONTROLLER_VARIANTS else (v, [0], {})
+            for v in cfg.get("variants", [])]
     jobs += [(b, [0], {}) for b in BASELINES]
     for variant, variant_seeds, options in jobs:
         variant_loo = loo_seeds[:1] if variant not in CONTROLLER_VARIANTS and loo_seeds else loo_seeds
@@ -72,6 +74,7 @@ def comparison_table(summaries: dict[str, dict]) -> pd.DataFrame:
             "unseen": paper_dw["unseen_distance_weighted_mean"],
             "unseen_std": paper_dw["unseen_distance_weighted_std"],
         }
+    table["seeds"] = table["seeds"].astype(int)
     return table
 
 
