@@ -101,6 +101,7 @@ def plot_training_curves(curves):
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     sns.lineplot(df, x="epoch", y="train_loss", hue="setting", marker="o", ax=axes[0])
     axes[0].set_title("Pre-training loss (mixup/cutmix targets)")
+    axes[0].legend(fontsize=7, title="setting", title_fontsize=8)
     sns.lineplot(df, x="epoch", y="lr", hue="setting", ax=axes[1], legend=False)
     axes[1].set_title("Learning rate (cosine, warmup)")
     fig.tight_layout()
