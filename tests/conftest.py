@@ -35,3 +35,15 @@ def pytest_collection_modifyitems(config, items):
                 has_cuda = _cuda_available()
             if not has_cuda:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)"))
+
+
+@pytest.fixture(scope="session")
+def lib():
+    """The fetched Sweet Home 3D library (shared by the asset and renderer tests)."""
+    from t2s_lib.assets import load_library
+    from t2s_lib.errors import T2SError
+
+    try:
+        return load_library("sweethome3d")
+    except T2SError as exc:
+        pytest.fail(f"assets are not fetched: run `t2s assets fetch` (or `make assets`) first\n{exc}")

@@ -11,17 +11,6 @@ import time
 import numpy as np
 import pytest
 
-from t2s_lib.errors import T2SError
-
-
-@pytest.fixture(scope="module")
-def lib():
-    from t2s_lib.assets import load_library
-
-    try:
-        return load_library("sweethome3d")
-    except T2SError as exc:
-        pytest.fail(f"assets are not fetched: run `t2s assets fetch` (or `make assets`) first\n{exc}")
 
 
 def test_class_map_gives_30_classes_with_4_models_and_attribution(lib):

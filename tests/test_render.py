@@ -25,16 +25,6 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def lib():
-    from t2s_lib.assets import load_library
-
-    try:
-        return load_library("sweethome3d")
-    except T2SError as exc:
-        pytest.fail(f"assets are not fetched: run `t2s assets fetch` (or `make assets`) first\n{exc}")
-
-
-@pytest.fixture(scope="module")
 def renderer(lib):
     from t2s_lib.assets import load_hdri
     from t2s_lib.render.gl import GLRenderer
