@@ -13,14 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import T2SError
-from ..paths import PUBLISHED_DATA_DIR
-
-
-def l2_normalize(h: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise L2 normalisation (``F.normalize`` semantics: divide by max(norm, eps))."""
-    h = np.asarray(h, dtype=np.float64)
-    norms = np.linalg.norm(h, axis=-1, keepdims=True)
-    return h / np.maximum(norms, eps)
+from ..published import l2_normalize, load_task2vec_vectors
 
 
 def cosine_similarity(h0: np.ndarray, h1: np.ndarray) -> float:
@@ -40,6 +33,17 @@ def task2vec_distance(h0: np.ndarray, h1: np.ndarray, eps: float = 1e-8) -> floa
     return 1.0 - cosine_similarity(h0 / s, h1 / s)
 
 
+def task2vec_distance_matrix(A: np.ndarray, B: np.ndarray | None = None, eps: float = 1e-8) -> np.ndarray:
+    """Symmetric Task2Vec distance between every row of ``A`` and every row of ``B`` (default A)."""
+    A = np.asarray(A, dtype=np.float64)
+    B = A if B is None else np.asarray(B, dtype=np.float64)
+    out = np.empty((A.shape[0], B.shape[0]))
+    for i, a in enumerate(A):
+        s = a[None] + B + eps
+        out[i] = 1.0 - (l2_normalize(a[None] / s) * l2_normalize(B / s)).sum(axis=1)
+    return out
+
+
 def distance_matrix(H: np.ndarray, metric: str = "task2vec") -> np.ndarray:
     """Pairwise distances: ``task2vec`` (symmetric) or ``cosine`` (1 - cosine of L2-normalised)."""
     H = np.asarray(H)
@@ -47,25 +51,20 @@ def distance_matrix(H: np.ndarray, metric: str = "task2vec") -> np.ndarray:
         return 1.0 - cosine_similarity_matrix(H)
     if metric != "task2vec":
         raise T2SError(f"unknown distance {metric!r}", "use 'task2vec' or 'cosine'")
-    n = len(H)
-    D = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            D[i, j] = D[j, i] = task2vec_distance(H[i], H[j])
+    D = task2vec_distance_matrix(H)
+    np.fill_diagonal(D, 0.0)
     return D
 
 
 def published_vectors(which: str = "all") -> tuple[list[str], np.ndarray]:
     """The 20 published hessians (``seen``, ``unseen`` or ``all``), in the published file order."""
-    parts = ["seen", "unseen"] if which == "all" else [which]
-    names: list[str] = []
-    vecs: list[np.ndarray] = []
-    for part in parts:
-        with np.load(PUBLISHED_DATA_DIR / f"task2vec_{part}.npz") as z:
-            for name in z["task_names"]:
-                names.append(str(name))
-                vecs.append(z[f"{name}__hessian"].astype(np.float32))
-    return names, np.stack(vecs)
+    from ..published import VECTOR_FILES
+
+    files = {"seen": VECTOR_FILES[:1], "unseen": VECTOR_FILES[1:], "all": VECTOR_FILES}
+    if which not in files:
+        raise T2SError(f"unknown published vector set {which!r}", "use 'seen', 'unseen' or 'all'")
+    vectors = load_task2vec_vectors(files[which])  # validated, in file order
+    return list(vectors), np.stack([v.astype(np.float32) for v in vectors.values()])
 
 
 def similarity_table(names: Sequence[str], H: np.ndarray):
