@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -51,6 +52,9 @@ def test_atomic_path_leaves_nothing_half_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_json(target, {"a": 1})
     assert target.read_text().strip().startswith("{")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     folder = tmp_path / "dataset"
     with pytest.raises(RuntimeError):
         with atomic_path(folder, is_dir=True) as tmp:
