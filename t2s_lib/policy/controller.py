@@ -185,9 +185,12 @@ class Controller:
         return x @ self.basis.T if self.basis is not None else x
 
     # -- forward / backward ------------------------------------------------------------------
-    def _forward(self, z: np.ndarray) -> tuple[np.ndarray, tuple]:
+    def _forward(self, z: np.ndarray, extra: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
+        """Head probabilities [n, 8, 2]; ``extra`` is added to the first layer's pre-activation."""
         p = self.params
         a1 = z @ p.W1.T + p.b1
+        if extra is not None:
+            a1 = a1 + extra
         h1 = np.maximum(a1, 0.0)
         a2 = h1 @ p.W2.T + p.b2
         h2 = np.maximum(a2, 0.0)
@@ -205,21 +208,14 @@ class Controller:
         if self.basis is None:
             return self._forward(x)[0]
         z = x @ self.basis.T
-        probs, _ = self._forward(z)
         residual = x - z @ self.basis
+        extra = None
         if np.abs(residual).max() > 1e-9 and self.perp_scale != 0.0:
             # A vector outside the training span: add the exact contribution of the decayed
             # out-of-span part of the 9600-wide first layer.
             W1_full, _ = init_full_first_layer(self.seed, self.cfg.hidden, self.dim)
             extra = self.perp_scale * (residual @ W1_full.T)
-            p = self.params
-            h1 = np.maximum(z @ p.W1.T + p.b1 + extra, 0.0)
-            h2 = np.maximum(h1 @ p.W2.T + p.b2, 0.0)
-            logits = (h2 @ p.Wh.T + p.bh).reshape(-1, N_HEADS, 2)
-            logits -= logits.max(axis=-1, keepdims=True)
-            e = np.exp(logits)
-            probs = e / e.sum(axis=-1, keepdims=True)
-        return probs
+        return self._forward(z, extra)[0]
 
     def _backward(self, cache: tuple, probs: np.ndarray, used_probs: np.ndarray, actions: np.ndarray, adv: np.ndarray) -> None:
         """Gradients of the REINFORCE loss w.r.t. all parameters, written into ``self._grad``.
