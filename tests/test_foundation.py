@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from t2s_lib.cli import build_parser, main as cli_main
+from t2s_lib.cli import main as cli_main
 from t2s_lib.cli._common import parse_seeds
 from t2s_lib.device import resolve_device
 from t2s_lib.errors import T2SError
