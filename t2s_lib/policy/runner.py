@@ -67,7 +67,8 @@ def _run_one(variant: str, problem: PolicyProblem, seed: int, options: dict[str,
 def _loo_one(variant: str, problem: PolicyProblem, seed: int, held_out: str, options: dict[str, Any]) -> tuple[str, int, float, str | None]:
     train = tuple(t for t in problem.all_tasks if t != held_out)
     sub = problem.with_split(train, (held_out,))
-    fitted = METHODS.get(variant)(sub, seed, record_curves=False, **options) if variant in CONTROLLER_VARIANTS else METHODS.get(variant)(sub, seed, **options)
+    # Every method accepts (and all but the controller ignore) record_curves.
+    fitted = METHODS.get(variant)(sub, seed, record_curves=False, **options)
     pred = fitted.predict((held_out,))
     return held_out, seed, float(pred.rewards(sub)[0]), pred.keys(sub)[held_out]
 
