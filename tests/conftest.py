@@ -47,3 +47,17 @@ def lib():
         return load_library("sweethome3d")
     except T2SError as exc:
         pytest.fail(f"assets are not fetched: run `t2s assets fetch` (or `make assets`) first\n{exc}")
+
+
+@pytest.fixture(scope="session")
+def digits_task():
+    """The offline ``digits`` task (built by ``t2s data fetch``), shared by the CLI tests."""
+    from t2s_lib.errors import T2SError
+    from t2s_lib.tasks import get_task
+
+    try:
+        task = get_task("digits")
+        task.dataset("train")
+    except T2SError as exc:
+        pytest.fail(f"offline data are not fetched: run `t2s data fetch` (or `make data`) first\n{exc}")
+    return task

@@ -81,12 +81,7 @@ def test_stage_cka_between_backbones_on_a_task(tmp_path):
     assert back["names"] == ["a", "b", "c"]
 
 
-def test_cli_cka_on_registered_offline_task(tmp_path):
-    tasks = pytest.importorskip("t2s_lib.tasks", reason="tasks stage (t2s_lib.tasks) not installed")
-    try:
-        tasks.get_task("digits").dataset("test")
-    except Exception as exc:  # the data may not be prepared on this machine
-        pytest.skip(f"offline task 'digits' not available: {exc}")
+def test_cli_cka_on_registered_offline_task(tmp_path, digits_task):
     from t2s_lib.cli import main
 
     rc = main(["cka", "A=scratch:resnet10t", "scratch:resnet18", "--task", "digits", "--img-size", "32",

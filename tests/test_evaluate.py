@@ -116,12 +116,7 @@ def test_bad_protocol_and_missing_checkpoint(digits, tmp_path):
         evaluate_backbone(tmp_path / "nope.pt", digits, _opts())
 
 
-def test_cli_evaluate_on_registered_offline_task(tmp_path):
-    tasks = pytest.importorskip("t2s_lib.tasks", reason="tasks stage (t2s_lib.tasks) not installed")
-    try:
-        tasks.get_task("digits").dataset("train")
-    except Exception as exc:  # the data may not be prepared on this machine
-        pytest.skip(f"offline task 'digits' not available: {exc}")
+def test_cli_evaluate_on_registered_offline_task(tmp_path, digits_task):
     from t2s_lib.cli import main
 
     results = tmp_path / "res.csv"
