@@ -4,7 +4,7 @@ Also times one plain training epoch (forward, backward, SGD step) over the same 
 at the same batch size, to check that the Fisher pass costs about one training epoch.
 
     python benchmarks/task2vec.py                       # CPU, 32 px, 10 000 images, 1 thread
-    python benchmarks/task2vec.py --image-size 224 --device cuda --threads 0   # GPU host (task2vec_gpu.sh)
+    python benchmarks/task2vec.py --img-size 224 --device cuda --threads 0   # GPU host (task2vec_gpu.sh)
 
 Writes runs/benchmarks/task2vec_<device>_<size>px.json and prints a markdown row.
 """
@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=10000, help="training images embedded (the '10k-image task')")
     ap.add_argument("--fisher-samples", type=int, default=10000)
     ap.add_argument("--fisher-batch-size", type=int, default=64)
-    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--img-size", "--image-size", dest="img_size", type=int, default=32)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = leave torch's default)")
     ap.add_argument("--skip-train-epoch", action="store_true")
@@ -46,7 +46,7 @@ def main() -> None:
     task = get_task(args.task)
     n_train = len(task.labels("train"))
     fraction = min(1.0, args.images / n_train)
-    opts = Task2VecOptions(image_size=args.image_size, fraction=fraction, max_samples=args.images,
+    opts = Task2VecOptions(img_size=args.img_size, fraction=fraction, max_samples=args.images,
                            fisher_samples=args.fisher_samples, fisher_batch_size=args.fisher_batch_size)
     t0 = time.perf_counter()
     emb = embed_task(task, opts, device=str(dev), cache=False)
@@ -58,7 +58,7 @@ def main() -> None:
         model = torchvision.models.resnet18(num_classes=task.num_classes).to(dev).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         bs = args.fisher_batch_size
-        x = torch.randn(bs, 3, args.image_size, args.image_size, device=dev)
+        x = torch.randn(bs, 3, args.img_size, args.img_size, device=dev)
         y = torch.randint(0, task.num_classes, (bs,), device=dev)
         steps = max(1, args.fisher_samples // bs)
         if dev.type == "cuda":
@@ -76,7 +76,7 @@ def main() -> None:
     result = {
         "date": time.strftime("%Y-%m-%d"), "host": platform.node(), "cpu": platform.processor() or platform.machine(),
         "device": str(dev), "torch_threads": torch.get_num_threads(), "task": args.task,
-        "images": emb.meta["images_used"], "image_size": args.image_size, "fisher_samples": emb.meta["fisher_images"],
+        "images": emb.meta["images_used"], "img_size": args.img_size, "fisher_samples": emb.meta["fisher_images"],
         "fisher_batch_size": args.fisher_batch_size, "wall_s": round(wall, 2), "timing_s": t,
         "fisher_images_per_s": emb.meta["fisher_images_per_s"],
         "feature_images_per_s": round(emb.meta["images_used"] / max(t["features"], 1e-9), 1),
@@ -84,11 +84,11 @@ def main() -> None:
         "fisher_over_train_epoch": None if epoch_s is None else round(t["fisher"] / epoch_s, 2),
         "norm": float(np.linalg.norm(emb.hessian)),
     }
-    out = runs_dir() / "benchmarks" / f"task2vec_{dev.type}_{args.image_size}px.json"
+    out = runs_dir() / "benchmarks" / f"task2vec_{dev.type}_{args.img_size}px.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(f"| {dev.type} x{result['torch_threads']} | {args.image_size} px | {result['images']} imgs | "
+    print(f"| {dev.type} x{result['torch_threads']} | {args.img_size} px | {result['images']} imgs | "
           f"Fisher {result['fisher_images_per_s']:.0f} img/s | features {result['feature_images_per_s']:.0f} img/s | "
           f"wall {wall:.1f} s | Fisher/train-epoch {result['fisher_over_train_epoch']} |")
 

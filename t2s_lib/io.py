@@ -83,3 +83,23 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise T2SError(f"{path}: not valid JSON ({exc})", "delete the file and rerun the stage that writes it") from exc
+
+
+def check_output_path(path: str | os.PathLike, *, kind: str = "folder", what: str = "--out") -> Path:
+    """Refuse an output path that cannot be written: under an existing file, or of the wrong kind.
+
+    ``kind`` is ``folder`` (the output is a directory) or ``file``; returns the path, expanded.
+    """
+    from .errors import T2SError
+
+    path = Path(path).expanduser()
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise T2SError(f"{what} {path}: {parent} is a file, so nothing can be written below it",
+                           f"choose an {what} path that is not inside a file")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise T2SError(f"{what} {path} is an existing file, but a folder is written there", f"choose another {what} folder")
+    if kind == "file" and path.is_dir():
+        raise T2SError(f"{what} {path} is an existing folder, but a file is written there",
+                       f"give a file name (e.g. {path / 'out.json'})")
+    return path

@@ -7,23 +7,23 @@ atomically into the profile's ``figures_dir`` and record provenance (notebook, p
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any
 
 from .io import atomic_path, write_json
-from .profiles import load_profile
+from .profiles import Profile, load_profile
 
 
-def setup(profile: str = "smoke", out_dir: str | None = None, notebook: str = "") -> dict[str, Any]:
+def setup(profile: str | Profile = "smoke", out_dir: str | None = None, notebook: str = "") -> Profile:
     """Load the profile, create its run and figures folders, set a consistent plot style."""
     prof = load_profile(profile)
     if out_dir:
-        prof["run_dir"] = str(Path(out_dir).expanduser().resolve())
-    Path(prof["run_dir"]).mkdir(parents=True, exist_ok=True)
-    Path(prof["figures_dir"]).mkdir(parents=True, exist_ok=True)
-    prof["notebook"] = notebook
+        prof = prof.with_run_dir(out_dir)
+    prof = dataclasses.replace(prof, notebook=notebook)
+    prof.run_dir.mkdir(parents=True, exist_ok=True)
+    prof.figures_dir.mkdir(parents=True, exist_ok=True)
     try:
         import matplotlib
 
@@ -45,37 +45,35 @@ def _in_jupyter() -> bool:
         return False
 
 
-def _record(prof: dict[str, Any], filename: str) -> None:
-    figures_dir = Path(prof["figures_dir"])
-    prov_path = figures_dir / "provenance.json"
+def _record(prof: Profile, filename: str) -> None:
+    prov_path = prof.layout.provenance
     try:
         prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
     except json.JSONDecodeError:
         prov = {}
     prov[filename] = {
-        "notebook": prof.get("notebook", ""),
-        "profile": prof.get("name"),
+        "notebook": prof.notebook,
+        "profile": prof.name,
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(prov_path, dict(sorted(prov.items())))
 
 
-def save_figure(fig, name: str, prof: dict[str, Any], *, dpi: int = 150) -> Path:
+def save_figure(fig, name: str, prof: Profile, *, dpi: int = 150) -> Path:
     """Save a matplotlib figure as ``<figures_dir>/<name>.png`` (atomically) and record provenance."""
-    path = Path(prof["figures_dir"]) / f"{name}.png"
+    path = prof.layout.figure(name)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     _record(prof, path.name)
     return path
 
 
-def save_table(df, name: str, prof: dict[str, Any], *, floatfmt: str = ".2f") -> Path:
+def save_table(df, name: str, prof: Profile, *, floatfmt: str = ".2f") -> Path:
     """Save a pandas table as ``<name>.csv`` and ``<name>.md`` in the figures folder."""
-    figures_dir = Path(prof["figures_dir"])
-    csv_path = figures_dir / f"{name}.csv"
+    csv_path = prof.layout.figure(name, ".csv")
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp)
-    md_path = figures_dir / f"{name}.md"
+    md_path = prof.layout.figure(name, ".md")
     with atomic_path(md_path) as tmp:
         tmp.write_text(df.to_markdown(floatfmt=floatfmt) + "\n")
     _record(prof, csv_path.name)

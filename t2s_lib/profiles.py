@@ -1,32 +1,344 @@
-"""Study profiles: one YAML per scale (``smoke``, ``cpu``, ``paper``).
+"""Study profiles: one YAML per scale (``smoke``, ``cpu``, ``paper``), loaded into a typed :class:`Profile`.
 
-A profile is a nested dict with one section per stage (``render``, ``tasks``, ``task2vec``,
-``policy``, ``pretrain``, ``evaluate``, ``cka``) plus top-level keys:
+A profile has top-level keys (``name``, ``device``, ``seed``, ``figures_dir``, ``run_dir``) and one
+section per stage; each section is a frozen dataclass below, built once by :func:`load_profile`
+through the strict loader of :mod:`t2s_lib.schema`: unknown keys, wrong types and impossible
+values (bounds, choices, unknown tasks/settings/architectures, more classes than the object
+library has when it is fetched) are refused with an error naming the file, section and key.
+Image sizes are called ``img_size`` in every section.
 
-* ``name``: the profile name;
-* ``device``: ``auto`` / ``cpu`` / ``cuda`` (device choice is a parameter, never a code edit);
-* ``figures_dir``: where notebooks write figures (``figures`` for cpu/paper; the smoke profile
-  writes under its run folder so tests never overwrite the committed figures);
-* ``seed``: the study's base seed.
-
-Relative paths are resolved against the project root. Users can pass a path to their own YAML
-instead of a name; ``overrides`` (dotted keys) patch a loaded profile.
+Relative paths are resolved against the project root; ``figures_dir: null`` means
+``<run_dir>/figures`` (so a redirected ``T2S_RUNS`` moves them too). Users can pass a path to
+their own YAML instead of a name; ``overrides`` (dotted keys) patch the YAML before validation.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from .errors import T2SError
-from .paths import PROFILES_DIR, PROJECT_ROOT, profile_run_dir
+from .paths import PROFILES_DIR, PROJECT_ROOT, StudyLayout, profile_run_dir
+from .schema import bounds, build, check_fields, choices, to_plain
 
 PROFILE_NAMES = ("smoke", "cpu", "paper")
+IMG_SIZE = bounds(8, 1024)
+POSITIVE = bounds(1)
+NON_NEGATIVE = bounds(0)
 
 
+# ----------------------------------------------------------------------------------------------
+# sections
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figure8Spec:
+    img_size: int = field(default=128, metadata=IMG_SIZE)
+    n: int = field(default=5, metadata=bounds(1, 20))
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    settings: list[str] = field(default_factory=lambda: ["all_off", "domain_randomization"])
+    images: int = field(default=16, metadata=bounds(1, 400))
+    img_size: int = field(default=64, metadata=IMG_SIZE)
+
+
+@dataclass(frozen=True)
+class ThroughputSpec:
+    img_sizes: list[int] = field(default_factory=lambda: [64], metadata=IMG_SIZE)
+    images: int = field(default=200, metadata=POSITIVE)
+    workers: list[int] = field(default_factory=lambda: [1], metadata=bounds(1, 256))
+
+
+@dataclass(frozen=True)
+class RenderSection:
+    """Renderer defaults (``t2s render``, notebook 01); the sizes of the pre-training sets are in
+    ``pretrain.render``."""
+
+    library: str = "sweethome3d"
+    msaa: int = field(default=4, metadata=choices(0, 2, 4, 8))
+    tonemap: str = field(default="aces", metadata=choices("aces", "reinhard", "none"))
+    image_format: str = field(default="jpg", metadata=choices("jpg", "png"))
+    workers: int = field(default=1, metadata=bounds(1, 256))
+    figure8: Figure8Spec = field(default_factory=Figure8Spec)
+    grid: GridSpec = field(default_factory=GridSpec)
+    throughput: ThroughputSpec = field(default_factory=ThroughputSpec)
+
+    def validate(self, where: str) -> None:
+        _check_settings(self.grid.settings, f"{where}.grid.settings")
+
+
+@dataclass(frozen=True)
+class TasksSection:
+    """The downstream tasks: the policy trains on ``seen`` and is judged on ``unseen``."""
+
+    seen: list[str] = field(default_factory=list)
+    unseen: list[str] = field(default_factory=list)
+    data_root: str | None = None  # root of the paper datasets (null: T2S_DATA_ROOT)
+
+    def validate(self, where: str) -> None:
+        _check_tasks(self.seen, f"{where}.seen")
+        _check_tasks(self.unseen, f"{where}.unseen")
+        both = sorted(set(self.seen) & set(self.unseen))
+        if both:
+            raise T2SError(f"{where}: task(s) {both} are both seen and unseen", "list each task in one of the two")
+
+    @property
+    def all(self) -> list[str]:
+        return list(self.seen) + list(self.unseen)
+
+
+@dataclass(frozen=True)
+class Task2VecSection:
+    probe: str = field(default="resnet18", metadata=choices("resnet18", "resnet34", "resnet50"))
+    probe_checkpoint: str | None = None  # null = fixed-seed random-init probe (named in every embedding's metadata)
+    img_size: int = field(default=224, metadata=bounds(16, 1024))
+    max_samples: int | None = field(default=10000, metadata=POSITIVE)
+    fisher_samples: int = field(default=10000, metadata=bounds(2))
+    fisher_batch_size: int = field(default=64, metadata=bounds(2))
+    classifier_epochs: int = field(default=10, metadata=POSITIVE)
+    classifier_samples: int = field(default=10000, metadata=POSITIVE)
+    seed: int = field(default=0, metadata=NON_NEGATIVE)
+    threads: int | None = field(default=None, metadata=POSITIVE)
+    fractions: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.2, 0.1], metadata=bounds(0, 1, lo_open=True))
+    fraction_tasks: list[str] = field(default_factory=list)
+
+    def validate(self, where: str) -> None:
+        _check_tasks(self.fraction_tasks, f"{where}.fraction_tasks")
+
+    def options(self, **overrides: Any):
+        """The :class:`~t2s_lib.task2vec.embed.Task2VecOptions` of this section (``None`` overrides ignored)."""
+        from .task2vec.embed import Task2VecOptions
+
+        values = {k: getattr(self, k) for k in ("probe", "probe_checkpoint", "img_size", "max_samples", "fisher_samples",
+                                                 "fisher_batch_size", "classifier_epochs", "classifier_samples", "seed")}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return Task2VecOptions(**values).check()
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    variants: list[str] = field(default_factory=lambda: ["paper", "per-task", "reward-kernel"])
+    seeds: list[int] = field(default_factory=lambda: [0], metadata=NON_NEGATIVE)
+    loo_seeds: list[int] = field(default_factory=lambda: [0], metadata=NON_NEGATIVE)
+    epochs: int = field(default=1000, metadata=POSITIVE)
+    workers: int = field(default=1, metadata=bounds(1, 256))
+
+    def validate(self, where: str) -> None:
+        from .policy.methods import METHODS
+
+        for i, v in enumerate(self.variants):
+            if v not in METHODS:
+                raise T2SError(f"{where}.variants[{i}]: unknown policy variant {v!r}", f"use one of: {', '.join(METHODS.names())}")
+
+
+@dataclass(frozen=True)
+class ImageSetSpec:
+    """Size of each rendered pre-training set."""
+
+    images: int = field(default=100, metadata=POSITIVE)
+    classes: int | None = field(default=None, metadata=POSITIVE)  # null: every class of the library
+    img_size: int = field(default=64, metadata=IMG_SIZE)
+
+
+#: PretrainConfig fields a profile's ``pretrain.recipe`` may not set (they come from the study).
+RECIPE_EXCLUDED = ("data", "out", "device", "progress", "stop_after", "extra")
+
+
+@dataclass(frozen=True)
+class PretrainSection:
+    settings: list[str] = field(default_factory=list)
+    render: ImageSetSpec = field(default_factory=ImageSetSpec)
+    recipe: dict[str, Any] = field(default_factory=dict)  # PretrainConfig fields (validated against it)
+
+    def validate(self, where: str) -> None:
+        from .schema import check_keys
+        from .train.config import PretrainConfig
+        from .train.models import MODELS
+
+        _check_settings(self.settings, f"{where}.settings")
+        allowed = [f.name for f in dataclasses.fields(PretrainConfig) if f.name not in RECIPE_EXCLUDED]
+        check_keys(self.recipe, allowed, f"{where}.recipe")
+        # typed and bounded exactly like a PretrainConfig built from command-line flags
+        check_fields(PretrainConfig(**self.recipe), f"{where}.recipe", self.recipe.keys())
+        arch = self.recipe.get("arch", PretrainConfig.arch)
+        if arch not in MODELS:
+            raise T2SError(f"{where}.recipe.arch: unknown architecture {arch!r}", f"use one of: {', '.join(MODELS.names())}")
+
+    def config(self, **fields: Any):
+        """A :class:`~t2s_lib.train.config.PretrainConfig`: paper defaults < this recipe < ``fields``."""
+        from .train.config import PretrainConfig
+
+        return PretrainConfig(**{**self.recipe, **fields})
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """Per-protocol overrides of the evaluate section (``linear:``, ``finetune:``)."""
+
+    tasks: list[str] | None = None  # null: the evaluate section's tasks
+    epochs: int | None = field(default=None, metadata=POSITIVE)
+    hparams: str | None = field(default=None, metadata=choices("paper", "grid", "given"))
+    lr: float | None = field(default=None, metadata=bounds(0, lo_open=True))
+    batch_size: int | None = field(default=None, metadata=POSITIVE)
+    weight_decay: float | None = field(default=None, metadata=NON_NEGATIVE)
+    cache_features: bool | None = None
+    max_train: int | None = field(default=None, metadata=POSITIVE)
+    max_test: int | None = field(default=None, metadata=POSITIVE)
+
+    def validate(self, where: str) -> None:
+        _check_tasks(self.tasks or [], f"{where}.tasks")
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    tasks: list[str] = field(default_factory=list)
+    img_size: int = field(default=224, metadata=IMG_SIZE)
+    max_train: int | None = field(default=None, metadata=POSITIVE)
+    max_test: int | None = field(default=None, metadata=POSITIVE)
+    workers: int = field(default=0, metadata=bounds(0, 256))
+    feature_batch: int = field(default=128, metadata=POSITIVE)
+    k: int = field(default=5, metadata=POSITIVE)
+    temperature: float = field(default=0.07, metadata=bounds(0, lo_open=True))
+    train_mode: bool = False
+    knn: ProtocolSpec = field(default_factory=ProtocolSpec)
+    linear: ProtocolSpec = field(default_factory=lambda: ProtocolSpec(tasks=[]))
+    finetune: ProtocolSpec = field(default_factory=lambda: ProtocolSpec(tasks=[]))
+
+    def validate(self, where: str) -> None:
+        _check_tasks(self.tasks, f"{where}.tasks")
+
+    def protocol(self, name: str) -> ProtocolSpec:
+        if name not in ("knn", "linear", "finetune"):
+            raise T2SError(f"unknown protocol {name!r}", "use knn, linear or finetune")
+        return getattr(self, name)
+
+    def protocol_tasks(self, name: str) -> list[str]:
+        spec = self.protocol(name)
+        return list(self.tasks if spec.tasks is None else spec.tasks)
+
+    def options(self, protocol: str, *, device: str = "auto", seed: int = 0, **override: Any):
+        """:class:`~t2s_lib.evaluate.run.EvalOptions`: defaults < this section < its protocol block < ``override``."""
+        from .evaluate.run import EvalOptions
+
+        values: dict[str, Any] = {"img_size": self.img_size, "max_train": self.max_train, "max_test": self.max_test,
+                                  "workers": self.workers, "feature_batch": self.feature_batch, "k": self.k,
+                                  "temperature": self.temperature, "train_mode": self.train_mode,
+                                  "device": device, "seed": seed}
+        spec = self.protocol(protocol)
+        values.update({f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+                       if f.name != "tasks" and getattr(spec, f.name) is not None})
+        values.update(protocol=protocol, **override)
+        return EvalOptions(**values)
+
+
+@dataclass(frozen=True)
+class CkaSection:
+    tasks: list[str] = field(default_factory=list)
+    img_size: int = field(default=224, metadata=IMG_SIZE)
+    max_images: int | None = field(default=None, metadata=POSITIVE)
+    batch_size: int = field(default=256, metadata=bounds(4))
+    epochs: int = field(default=1, metadata=POSITIVE)
+    kernel: str = field(default="linear", metadata=choices("linear", "rbf"))
+    reduce: str = field(default="pool", metadata=choices("pool", "flatten"))
+
+    def validate(self, where: str) -> None:
+        _check_tasks(self.tasks, f"{where}.tasks")
+
+
+SECTIONS: dict[str, type] = {
+    "render": RenderSection, "tasks": TasksSection, "task2vec": Task2VecSection, "policy": PolicySection,
+    "pretrain": PretrainSection, "evaluate": EvaluateSection, "cka": CkaSection,
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated study profile: top-level settings, one typed section per stage, and its layout."""
+
+    name: str
+    profile_file: Path
+    run_dir: Path
+    figures_dir: Path
+    device: str = "auto"
+    seed: int = 0
+    render: RenderSection = field(default_factory=RenderSection)
+    tasks: TasksSection = field(default_factory=TasksSection)
+    task2vec: Task2VecSection = field(default_factory=Task2VecSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    pretrain: PretrainSection = field(default_factory=PretrainSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
+    cka: CkaSection = field(default_factory=CkaSection)
+    notebook: str = ""  # set by t2s_lib.notebook.setup: recorded in figure provenance
+
+    @property
+    def layout(self) -> StudyLayout:
+        return StudyLayout(self.run_dir, self.figures_dir)
+
+    def setting_keys(self) -> list[str]:
+        """``pretrain.settings`` as published key strings (presets and indices resolved)."""
+        from .settings import resolve_setting
+
+        return [resolve_setting(s).key for s in self.pretrain.settings]
+
+    def with_run_dir(self, run_dir: str | Path) -> "Profile":
+        """The same profile writing its stage outputs (and, if they followed it, figures) elsewhere."""
+        run_dir = Path(run_dir).expanduser().resolve()
+        figures = run_dir / "figures" if self.figures_dir == self.run_dir / "figures" else self.figures_dir
+        return dataclasses.replace(self, run_dir=run_dir, figures_dir=figures)
+
+    def as_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-checks shared by sections
+# ----------------------------------------------------------------------------------------------
+def _check_settings(values: list[str], where: str) -> None:
+    from .settings import resolve_setting
+
+    for i, value in enumerate(values):
+        try:
+            resolve_setting(value)
+        except T2SError as exc:
+            raise T2SError(f"{where}[{i}]: {exc.problem}", exc.fix) from None
+
+
+def _check_tasks(names: list[str], where: str) -> None:
+    """Registered task names, or paths (checked when used: a folder may live on another machine)."""
+    from .tasks import list_tasks
+
+    known = set(list_tasks())
+    lower = {n.lower() for n in known}
+    for i, name in enumerate(names):
+        if name in known or name.lower() in lower or "/" in name or name.startswith((".", "~")):
+            continue
+        raise T2SError(f"{where}[{i}]: unknown task {name!r}",
+                       f"use a registered task ({', '.join(sorted(known))}) or a path to an ImageFolder")
+
+
+def _check_library_classes(prof: Profile, where: str) -> None:
+    """More classes than the object library has: refused when the library is fetched (else checked at use)."""
+    wanted = prof.pretrain.render.classes
+    if wanted is None or not prof.pretrain.settings:
+        return
+    from .assets.library import library_class_count
+
+    have = library_class_count(prof.render.library)
+    if have is not None and wanted > have:
+        raise T2SError(f"{where}: pretrain.render.classes asks for {wanted} classes but library "
+                       f"{prof.render.library!r} has {have}",
+                       f"use classes <= {have}, or a library with more classes (render.library)")
+
+
+# ----------------------------------------------------------------------------------------------
+# loading
+# ----------------------------------------------------------------------------------------------
 def profile_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if text in PROFILE_NAMES or (PROFILES_DIR / f"{text}.yaml").is_file():
@@ -34,14 +346,30 @@ def profile_path(name_or_path: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
-    raise T2SError(
-        f"unknown profile {text!r}",
-        f"use one of {', '.join(PROFILE_NAMES)} or a path to a profile YAML file",
-    )
+    raise T2SError(f"unknown profile {text!r}", f"use one of: {', '.join(PROFILE_NAMES)} or a path to a profile YAML file")
 
 
-def load_profile(name_or_path: str | Path = "smoke", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Load a profile as a plain dict, with ``run_dir`` and ``figures_dir`` resolved to absolute paths."""
+def _abs(p: str | Path) -> Path:
+    p = Path(p).expanduser()
+    return (p if p.is_absolute() else PROJECT_ROOT / p).resolve()
+
+
+def _set_dotted(data: dict, dotted: str, value: Any, where: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise T2SError(f"{where}: override {dotted!r}: {key!r} is not a section", "override a key inside a section")
+    node[keys[-1]] = value
+
+
+def load_profile(name_or_path: str | Path | Profile = "smoke", overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Load and validate a profile (a name, a YAML path, or an already loaded :class:`Profile`)."""
+    if isinstance(name_or_path, Profile):
+        if overrides:
+            return load_profile(name_or_path.profile_file, overrides)
+        return name_or_path
     path = profile_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -50,40 +378,31 @@ def load_profile(name_or_path: str | Path = "smoke", overrides: Mapping[str, Any
     if not isinstance(data, dict):
         raise T2SError(f"{path}: a profile must be a mapping of sections", "see t2s_lib/profiles/cpu.yaml")
     data = copy.deepcopy(data)
-    data.setdefault("name", path.stem)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
-    run_dir = data.get("run_dir") or str(profile_run_dir(data["name"]))
-    data["run_dir"] = str(_abs(run_dir))
-    data["figures_dir"] = str(_abs(data.get("figures_dir") or "figures"))
-    data.setdefault("device", "auto")
-    data.setdefault("seed", 0)
-    data["profile_file"] = str(path)
-    return data
+        _set_dotted(data, dotted, value, str(path))
+    return profile_from_dict(data, path)
 
 
-def _abs(p: str | Path) -> Path:
-    p = Path(p).expanduser()
-    return p if p.is_absolute() else PROJECT_ROOT / p
+def profile_from_dict(data: Mapping[str, Any], path: str | Path = "<profile>") -> Profile:
+    """Validate a profile given as plain data (``path`` names it in errors)."""
+    from .schema import check_keys
 
-
-def _set_dotted(data: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise T2SError(f"profile override {dotted!r}: {key!r} is not a section")
-    node[keys[-1]] = value
-
-
-def section(profile: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """A stage's section of a profile, with a clear error when the profile lacks it."""
-    try:
-        sec = profile[name]
-    except KeyError:
-        raise T2SError(
-            f"profile {profile.get('name')!r} has no {name!r} section",
-            f"add a '{name}:' section to {profile.get('profile_file', 'the profile YAML')}",
-        ) from None
-    return dict(sec or {})
+    data = dict(data)
+    top = ("name", "device", "seed", "figures_dir", "run_dir")
+    check_keys(data, [*top, *SECTIONS], str(path))
+    name = data.get("name") or Path(str(path)).stem
+    if not isinstance(name, str) or not name:
+        raise T2SError(f"{path}: name must be a non-empty string", "e.g. name: cpu")
+    device = data.get("device", "auto")
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise T2SError(f"{path}: device {device!r} is not allowed", "use auto, cpu, cuda or cuda:N")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise T2SError(f"{path}: seed must be a non-negative integer, got {seed!r}", "e.g. seed: 0")
+    run_dir = _abs(data["run_dir"]) if data.get("run_dir") else profile_run_dir(name).resolve()
+    figures_dir = _abs(data["figures_dir"]) if data.get("figures_dir") else run_dir / "figures"
+    sections = {key: build(cls, data.get(key), f"{path}: {key}") for key, cls in SECTIONS.items()}
+    prof = Profile(name=name, profile_file=Path(path), run_dir=run_dir, figures_dir=figures_dir, device=device,
+                   seed=seed, **sections)
+    _check_library_classes(prof, str(path))
+    return prof

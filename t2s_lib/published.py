@@ -166,6 +166,21 @@ def published_reward_table() -> RewardTable:
     return _published_reward_table()
 
 
+def open_vectors_npz(path: str | Path):
+    """``np.load`` of a Task2Vec npz file, with clear errors for a missing or non-npz file."""
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise T2SError(f"{path}: Task2Vec file not found",
+                       "give .npz files written by `t2s task2vec` (or the published vectors)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise T2SError(f"{path}: not a readable .npz file ({type(exc).__name__})",
+                       "give .npz files written by `t2s task2vec` (or the published vectors)") from exc
+
+
 def load_task2vec_vectors(paths: Iterable[str | Path] | None = None, dim: int = TASK2VEC_DIM) -> dict[str, np.ndarray]:
     """Load Task2Vec vectors from npz files (``task_names`` + ``<Task>__hessian`` arrays).
 
@@ -175,9 +190,7 @@ def load_task2vec_vectors(paths: Iterable[str | Path] | None = None, dim: int = 
     vectors: dict[str, np.ndarray] = {}
     for path in (paths if paths is not None else VECTOR_FILES):
         path = Path(path)
-        if not path.is_file():
-            raise T2SError(f"{path}: Task2Vec file not found")
-        with np.load(path, allow_pickle=False) as npz:
+        with open_vectors_npz(path) as npz:
             if "task_names" not in npz.files:
                 raise T2SError(f"{path}: no 'task_names' array", "save vectors with task_names and <Task>__hessian arrays")
             for task in [str(t) for t in npz["task_names"]]:

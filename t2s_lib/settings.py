@@ -128,6 +128,11 @@ def format_key(setting: SimSetting) -> str:
     return "_".join(str(v) for v in values)
 
 
+def _is_ascii_int(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also accepts e.g. Arabic-Indic and superscript digits)."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
 def parse_key(key: str) -> SimSetting:
     """Parse a published key string; malformed keys raise a :class:`T2SError` saying why."""
     if not isinstance(key, str):
@@ -141,8 +146,9 @@ def parse_key(key: str) -> SimSetting:
         )
     values: dict[str, bool] = {}
     for field, text in zip(KEY_FIELDS, parts):
-        if not text.isdigit():
-            raise T2SError(f"malformed setting key {key!r}: field {field} is {text!r}, not an integer")
+        if not _is_ascii_int(text):
+            raise T2SError(f"malformed setting key {key!r}: field {field} is {text!r}, not an integer 0-9",
+                           "write 9 ASCII digits joined by '_', e.g. 1_1_1_1_1_3_0_1_1 (domain randomisation)")
         number = int(text)
         if field == "pose_cam":
             if number != 0:
@@ -186,14 +192,14 @@ def resolve_setting(spec: str | int | SimSetting) -> SimSetting:
     """Accept a key string, a preset name, an index 0..255 or a SimSetting."""
     if isinstance(spec, SimSetting):
         return spec
-    if isinstance(spec, int):
+    if isinstance(spec, int) and not isinstance(spec, bool):
         return SimSetting.from_index(spec)
     text = str(spec).strip()
     if text in PRESETS:
         return PRESETS[text]
-    if text.isdigit() and "_" not in text:
+    if _is_ascii_int(text):
         return SimSetting.from_index(int(text))
-    if "_" in text and all(p.isdigit() for p in text.split("_")):
+    if "_" in text:
         return parse_key(text)
     raise T2SError(
         f"unknown setting {spec!r}",

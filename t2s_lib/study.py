@@ -44,12 +44,12 @@ def run_study(profile: str = "cpu", only: Sequence[str] | None = None, kernel_na
     from papermill.exceptions import PapermillExecutionError
 
     prof = load_profile(profile)
-    out_dir = Path(prof["run_dir"]) / "notebooks"
+    out_dir = prof.layout.notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for nb in select_notebooks(study_notebooks(), only):
         target = out_dir / nb.name
-        print(f"[t2s study] {nb.name} (profile {prof['name']}) -> {target}", flush=True)
+        print(f"[t2s study] {nb.name} (profile {prof.name}) -> {target}", flush=True)
         start = time.perf_counter()
         try:
             pm.execute_notebook(

@@ -9,7 +9,7 @@ from t2s_lib.cli._common import parse_seeds
 from t2s_lib.device import resolve_device
 from t2s_lib.errors import T2SError
 from t2s_lib.io import atomic_path, write_json
-from t2s_lib.profiles import PROFILE_NAMES, load_profile, section
+from t2s_lib.profiles import load_profile
 from t2s_lib.study import select_notebooks, study_notebooks
 
 
@@ -17,29 +17,6 @@ def test_cli_help_lists_every_stage():
     result = subprocess.run([sys.executable, "-m", "t2s_lib.cli", "--help"], capture_output=True, text=True, check=True)
     for command in ("study", "policy", "render", "assets", "data", "task2vec", "pretrain", "evaluate", "cka"):
         assert command in result.stdout, command
-
-
-def test_profiles_load_with_every_stage_section():
-    for name in PROFILE_NAMES:
-        prof = load_profile(name)
-        assert prof["name"] == name
-        for stage in ("policy", "render", "tasks", "task2vec", "pretrain", "evaluate", "cka"):
-            assert isinstance(section(prof, stage), dict), (name, stage)
-    assert load_profile("smoke")["figures_dir"].endswith("runs/smoke/figures")
-    assert load_profile("cpu")["figures_dir"].endswith("figures")
-
-
-def test_profile_errors_and_overrides(tmp_path):
-    with pytest.raises(T2SError, match="unknown profile"):
-        load_profile("huge")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("policy: [unclosed\n")
-    with pytest.raises(T2SError, match="not valid YAML"):
-        load_profile(bad)
-    prof = load_profile("smoke", overrides={"policy.epochs": 7})
-    assert prof["policy"]["epochs"] == 7
-    with pytest.raises(T2SError, match="no 'nothing' section"):
-        section(prof, "nothing")
 
 
 def test_atomic_path_leaves_nothing_half_written(tmp_path):
@@ -66,10 +43,9 @@ def test_atomic_path_leaves_nothing_half_written(tmp_path):
 def test_seed_lists():
     assert parse_seeds("0-9") == list(range(10))
     assert parse_seeds("1,3,5") == [1, 3, 5]
-    with pytest.raises(T2SError):
-        parse_seeds("9-0")
-    with pytest.raises(T2SError):
-        parse_seeds("a")
+    for bad in ("9-0", "a", "-1", "0,-3", "1--2"):
+        with pytest.raises(T2SError):
+            parse_seeds(bad)
 
 
 def test_device_is_a_parameter():

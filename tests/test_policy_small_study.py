@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from t2s_lib.errors import T2SError
+from t2s_lib.profiles import profile_from_dict
 from t2s_lib.policy.small_study import run_small_study_policy, small_study_tables, study_problem
 from t2s_lib.published import load_task2vec_vectors, published_reward_table
 from t2s_lib.task2vec.embed import Embedding
@@ -25,7 +26,7 @@ def run_profile(tmp_path):
     vectors = load_task2vec_vectors()
     for t in SEEN + UNSEEN:
         Embedding(hessian=vectors[t].astype(np.float32), scale=np.ones(9600, np.float32), meta={"task": t}).save(tmp_path / "task2vec" / f"{t}.npz")
-    return {"name": "test", "run_dir": str(tmp_path), "tasks": {"seen": SEEN, "unseen": UNSEEN}}
+    return profile_from_dict({"name": "test", "run_dir": str(tmp_path), "tasks": {"seen": SEEN, "unseen": UNSEEN}})
 
 
 def test_small_study_problem_and_tables(run_profile):
@@ -45,6 +46,6 @@ def test_small_study_problem_and_tables(run_profile):
 
 
 def test_small_study_missing_stage_is_named(tmp_path):
-    prof = {"name": "x", "run_dir": str(tmp_path), "tasks": {"seen": ["a", "b"], "unseen": ["c"]}}
+    prof = profile_from_dict({"name": "x", "run_dir": str(tmp_path), "tasks": {"seen": ["digits", "mnist"], "unseen": ["faces"]}})
     with pytest.raises(T2SError, match="notebook 05"):
         study_problem(prof)

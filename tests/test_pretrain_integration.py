@@ -18,10 +18,12 @@ def test_render_then_pretrain_in_one_process(tmp_path):
     from t2s_lib.train import describe_image_set, load_checkpoint
     from t2s_lib.train.study import pretrain_settings
 
-    prof = {"name": "it", "run_dir": str(tmp_path), "seed": 0, "device": "cpu",
-            "pretrain": {"settings": ["all_off"], "render": {"images": 16, "classes": 4, "size": 32},
-                         "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 32,
-                                    "warmup_epochs": 0, "workers": 0}}}
+    from t2s_lib.profiles import profile_from_dict
+
+    prof = profile_from_dict({"name": "it", "run_dir": str(tmp_path), "seed": 0, "device": "cpu",
+                              "pretrain": {"settings": ["all_off"], "render": {"images": 16, "classes": 4, "img_size": 32},
+                                           "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 32,
+                                                      "warmup_epochs": 0, "workers": 0}}})
     ckpts = pretrain_settings(prof, progress=False)
     (key, ckpt), = ckpts.items()
     info = describe_image_set(tmp_path / "render" / key)

@@ -32,7 +32,7 @@ from t2s_lib.task2vec import (
 )
 from t2s_lib.tasks.fetch import is_fetched
 
-SMOKE = Task2VecOptions(image_size=32, max_samples=200, fisher_samples=256, fisher_batch_size=16,
+SMOKE = Task2VecOptions(img_size=32, max_samples=200, fisher_samples=256, fisher_batch_size=16,
                         classifier_epochs=2, classifier_samples=2000)
 
 
@@ -115,7 +115,7 @@ def test_save_load_roundtrip_and_cache(tmp_path, embs, isolated_cache):
     back = Embedding.load(path)
     assert np.array_equal(back.hessian, embs["digits0"].hessian) and back.meta["task"] == "digits"
     assert json.loads((tmp_path / "d.json").read_text())["probe"] == "resnet18"
-    opts = Task2VecOptions(image_size=32, max_samples=60, fisher_samples=32, fisher_batch_size=16,
+    opts = Task2VecOptions(img_size=32, max_samples=60, fisher_samples=32, fisher_batch_size=16,
                            classifier_epochs=1, classifier_samples=200)
     first = embed_task("faces", opts, device="cpu")
     again = embed_task("faces", opts, device="cpu")
@@ -125,7 +125,7 @@ def test_save_load_roundtrip_and_cache(tmp_path, embs, isolated_cache):
 
 
 def test_fraction_is_stratified(isolated_cache):
-    opts = Task2VecOptions(image_size=32, max_samples=None, fisher_samples=32, fisher_batch_size=16,
+    opts = Task2VecOptions(img_size=32, max_samples=None, fisher_samples=32, fisher_batch_size=16,
                            classifier_epochs=1, classifier_samples=200, fraction=0.2)
     e = embed_task("digits", opts, device="cpu", cache=False)
     from t2s_lib.tasks import get_task
@@ -138,7 +138,7 @@ def test_probe_checkpoint_right_and_wrong_architecture(tmp_path, isolated_cache)
     good = tmp_path / "r18.pt"
     torch.manual_seed(1)
     torch.save({"state_dict": {f"module.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()}}, good)
-    opts = Task2VecOptions(image_size=32, max_samples=40, fisher_samples=32, fisher_batch_size=16,
+    opts = Task2VecOptions(img_size=32, max_samples=40, fisher_samples=32, fisher_batch_size=16,
                            classifier_epochs=1, classifier_samples=100, probe_checkpoint=str(good))
     e = embed_task("faces", opts, device="cpu", cache=False)
     assert e.meta["weights"]["weights"] == "checkpoint" and len(e.meta["weights"]["checkpoint_sha256"]) == 64
@@ -166,7 +166,7 @@ def test_bad_images_are_skipped_and_counted_or_fail(tmp_path, isolated_cache):
             Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "t" / "train" / c / f"{i}.png")
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "t" / "test" / c / "0.png")
     (tmp_path / "t" / "train" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
-    opts = Task2VecOptions(image_size=32, fisher_samples=16, fisher_batch_size=4, batch_size=4,
+    opts = Task2VecOptions(img_size=32, fisher_samples=16, fisher_batch_size=4, batch_size=4,
                            classifier_epochs=1, classifier_samples=16)
     with pytest.raises(T2SError, match="broken.png"):
         embed_task(tmp_path / "t", opts, device="cpu", cache=False)
@@ -210,7 +210,7 @@ def test_embeds_a_paper_task_from_its_layout(name, tmp_path, isolated_cache):
     from test_tasks_paper import WRITERS
 
     WRITERS[name](tmp_path)
-    opts = Task2VecOptions(image_size=32, fisher_samples=8, fisher_batch_size=4, batch_size=4,
+    opts = Task2VecOptions(img_size=32, fisher_samples=8, fisher_batch_size=4, batch_size=4,
                            classifier_epochs=1, classifier_samples=8)
     e = embed_task(name, opts, root=str(tmp_path), device="cpu", cache=False)
     assert e.hessian.shape == (9600,) and e.meta["task_kind"] == "paper" and np.all(np.isfinite(e.hessian))

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from t2s_lib.errors import T2SError
-from t2s_lib.profiles import load_profile, section
+from t2s_lib.profiles import load_profile
 from t2s_lib.tasks import FolderTask, ImageDecodeError, get_task, list_tasks, split_70_30, stratified_indices
 from t2s_lib.tasks.fetch import fetch, is_fetched
 
@@ -77,8 +77,8 @@ def test_missing_offline_task_names_the_fetch_command(tmp_path, monkeypatch):
 
 def test_profile_seen_unseen_split_of_offline_tasks():
     for name in ("smoke", "cpu"):
-        sec = section(load_profile(name), "tasks")
-        seen, unseen = sec["seen"], sec["unseen"]
+        sec = load_profile(name).tasks
+        seen, unseen = sec.seen, sec.unseen
         assert len(seen) >= 3 and len(unseen) >= 2 and not set(seen) & set(unseen)
         assert set(seen + unseen) <= set(OFFLINE)
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import T2SError
+from ..fetching import stamp_ok, write_stamp
 from ..io import atomic_path, write_json
+from ..paths import cache_layout
 
 #: Kept in float16 and used for lighting; the sun disc is carried by the directional light.
 MAX_RADIANCE = 64.0
@@ -146,8 +148,21 @@ def convert_hdris(sources: list[tuple[str, str, bytes | Path]], dest: Path) -> i
     if not metas:
         raise T2SError("no HDRI could be converted", "delete the cache's assets folder and rerun t2s assets fetch")
     write_json(dest / "index.json", {"hdris": metas, "excluded": errors, "default": DEFAULT_HDRI})
-    write_json(dest / ".done.json", {"version": 1, "n": len(metas)})
+    write_stamp(dest, n=len(metas))
+    hdri_index.cache_clear()
+    load_hdri.cache_clear()
     return len(metas)
+
+
+def hdri_cache_ok(folder: Path) -> bool:
+    """The converted HDRIs are complete: stamp, readable index, every map file present."""
+    if not stamp_ok(folder):
+        return False
+    try:
+        metas = json.loads((folder / "index.json").read_text())["hdris"]
+        return all((folder / f"{m['name']}.npy").is_file() for m in metas)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -160,9 +175,7 @@ class HDRI:
 
 
 def hdri_dir() -> Path:
-    from .fetch import assets_dir
-
-    return assets_dir() / "hdri"
+    return cache_layout().hdri
 
 
 @lru_cache(maxsize=4)
@@ -171,7 +184,13 @@ def hdri_index(folder: str | None = None) -> dict:
     idx = path / "index.json"
     if not idx.is_file():
         raise T2SError(f"HDRIs are not fetched ({idx} missing)", "run: t2s assets fetch  (or make assets)")
-    return json.loads(idx.read_text())
+    try:
+        data = json.loads(idx.read_text())
+        data["hdris"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise T2SError(f"the HDRI index {idx} is corrupt ({type(exc).__name__}: {exc})",
+                       "run: t2s assets fetch  (it detects the damage and converts the HDRIs again)") from exc
+    return data
 
 
 def background_pool(folder: str | None = None) -> list[str]:

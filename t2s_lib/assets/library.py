@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..io import atomic_path, write_json
-from ..paths import CURATED_DATA_DIR
+from ..paths import CURATED_DATA_DIR, cache_layout
 
 INDEX_VERSION = 1
 #: Above this many triangles a model is simplified (llvmpipe cost grows with triangles).
@@ -225,7 +225,8 @@ def _convert_one(job: tuple[str, str, list[float] | None, str]) -> tuple[str, di
     save_mesh(mesh, Path(out))
     ext = mesh.vertices[:, :3].max(0) - mesh.vertices[:, :3].min(0)
     return model_id, {"triangles_source": ntri_src, "triangles": mesh.triangles, "parts": int(len(mesh.parts)),
-                      "textures": len(mesh.textures), "extent": [round(float(e), 4) for e in ext]}
+                      "textures": len(mesh.textures), "extent": [round(float(e), 4) for e in ext],
+                      "bytes": Path(out).stat().st_size}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -325,17 +326,31 @@ def build_index(name: str, dest: Path, jobs: list, metas: dict[str, dict], *, so
 
 
 def library_root() -> Path:
-    from .fetch import assets_dir
+    return cache_layout().libraries
 
-    return assets_dir() / "library"
+
+def read_index(path: Path) -> dict | None:
+    """A library's index if it is complete and intact (readable, current version, every model file
+    present with its recorded size); None otherwise, so a fetch rebuilds it."""
+    try:
+        idx = json.loads((path / "index.json").read_text())
+        if idx.get("version") != INDEX_VERSION:
+            return None
+        for m in idx["models"]:
+            f = path / m["file"]
+            if not f.is_file() or ("bytes" in m and f.stat().st_size != m["bytes"]):
+                return None
+        return idx
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def index_sweethome3d(root: Path, *, workers: int = 2, log: Callable[..., None] = print, force: bool = False) -> dict:
     dest = library_root() / "sweethome3d"
     idx_path = dest / "index.json"
-    if idx_path.is_file() and not force:
-        idx = json.loads(idx_path.read_text())
-        if idx.get("version") == INDEX_VERSION and idx.get("class_map") == _class_map_hash():
+    if not force:
+        idx = read_index(dest)
+        if idx is not None and idx.get("class_map") == _class_map_hash():
             return idx
     jobs, metas = sweethome3d_jobs(root, dest / "models")
     log(f"indexing {len(jobs)} Sweet Home 3D models with {workers} worker(s)...")
@@ -363,9 +378,9 @@ def index_folder(root: str | Path, *, workers: int = 1, force: bool = False) -> 
                        "lay it out as <root>/<class>/<model>.obj (ShapeNet/ModelNet/Objaverse exports)")
     stamp = hashlib.sha1("\n".join(files).encode()).hexdigest()
     idx_path = dest / "index.json"
-    if idx_path.is_file() and not force:
-        idx = json.loads(idx_path.read_text())
-        if idx.get("stamp") == stamp and idx.get("version") == INDEX_VERSION:
+    if not force:
+        idx = read_index(dest)
+        if idx is not None and idx.get("stamp") == stamp:
             return dest
     jobs, metas = folder_jobs(root, dest / "models")
     idx = build_index(root.name, dest, jobs, metas, source=str(root), workers=workers)
@@ -403,6 +418,18 @@ def _cached_mesh(path: str) -> MeshData:
     return load_mesh_file(Path(path))
 
 
+def library_class_count(spec: str) -> int | None:
+    """Number of classes of an indexed library, or None when it is not fetched/indexed here (cheap: reads the index)."""
+    if spec == "tdw":
+        return len(_tdw_library().classes)
+    path = Path(spec).expanduser() if (os.sep in spec or Path(spec).expanduser().is_dir()) else library_root() / (
+        "sweethome3d" if spec == "sh3d" else spec)
+    try:
+        return len(json.loads((path / "index.json").read_text())["classes"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
 @lru_cache(maxsize=8)
 def load_library(spec: str = "sweethome3d") -> Library:
     """Load an indexed library by name (``sweethome3d``) or by folder path (indexed on first use)."""
@@ -419,7 +446,12 @@ def load_library(spec: str = "sweethome3d") -> Library:
     if not idx_path.is_file():
         raise T2SError(f"object library {spec!r} is not fetched/indexed ({idx_path} missing)",
                        "run: t2s assets fetch  (or make assets); for your own models pass --library /path/to/<class>/<model>.obj")
-    idx = json.loads(idx_path.read_text())
+    try:
+        idx = json.loads(idx_path.read_text())
+        idx["name"], idx["models"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise T2SError(f"the index of object library {spec!r} ({idx_path}) is corrupt ({type(exc).__name__}: {exc})",
+                       "run: t2s assets fetch  (it detects the damage and indexes the library again)") from exc
     if not idx.get("classes"):
         raise T2SError(f"object library {spec!r} has no usable classes",
                        f"see the 'excluded' reasons in {idx_path}")

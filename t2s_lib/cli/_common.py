@@ -8,23 +8,20 @@ from ..errors import T2SError
 
 
 def parse_seeds(text: str) -> list[int]:
-    """Parse ``0-9``, ``0,3,5`` or ``2`` into a list of seeds."""
+    """Parse ``0-9``, ``0,3,5`` or ``2`` into a list of non-negative seeds."""
+    import re
+
     seeds: list[int] = []
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                lo_i, hi_i = int(lo), int(hi)
-                if hi_i < lo_i:
-                    raise ValueError
-                seeds.extend(range(lo_i, hi_i + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise T2SError(f"bad seed list {text!r}", "write e.g. 0-9, 0,1,2 or 3") from None
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
+        if m is None or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise T2SError(f"bad seed list {text!r} (at {part!r}): seeds are non-negative integers",
+                           "write e.g. 0-9, 0,1,2 or 3")
+        lo = int(m.group(1))
+        seeds.extend(range(lo, int(m.group(2)) + 1) if m.group(2) is not None else [lo])
     if not seeds:
         raise T2SError(f"bad seed list {text!r}: empty", "write e.g. 0-9")
     return seeds

@@ -28,7 +28,15 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..cka import cka_matrices, save_cka
+    from ..errors import T2SError
     from ..evaluate.run import backbone_name
+    from ..io import check_output_path
+
+    check_output_path(args.out + ".npz", kind="file")
+    for name, value, lo in (("--batch-size", args.batch_size, 4), ("--img-size", args.img_size, 8), ("--epochs", args.epochs, 1),
+                            ("--max-images", args.max_images, 4), ("--seed", args.seed, 0)):
+        if value is not None and value < lo:
+            raise T2SError(f"{name} {value} is out of range", f"use {name} >= {lo}")
 
     backbones = {}
     for spec in args.backbones:

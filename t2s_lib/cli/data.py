@@ -25,13 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     import time
 
-    from ..paths import cache_dir
+    from ..paths import cache_layout
     from ..tasks.fetch import fetch
 
     t0 = time.perf_counter()
     status = fetch(args.only or None, force=args.force)
     present = sum(1 for s in status.values() if s == "present")
-    print(f"[t2s data] {len(status)} offline task(s) ready in {cache_dir() / 'datasets'} "
+    print(f"[t2s data] {len(status)} offline task(s) ready in {cache_layout().datasets} "
           f"({present} already present) in {time.perf_counter() - t0:.1f} s")
     return 0
 

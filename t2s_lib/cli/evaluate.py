@@ -46,23 +46,23 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..evaluate.results import read_results, reward_table, write_reward_table
     from ..evaluate.run import EvalOptions, backbone_name, evaluate_backbone
+    from ..io import check_output_path
     from ..profiles import load_profile
 
     prof = load_profile(args.profile)
-    sec = dict(prof.get("evaluate") or {})
-    proto = dict(sec.get(args.protocol) or {})
-    fields = {f.name for f in dataclasses.fields(EvalOptions)}
-    values = {k: v for k, v in {**sec, **proto}.items() if k in fields}
-    values.setdefault("device", prof.get("device", "auto"))
-    for f in fields:
-        v = getattr(args, f, None)
-        if v is not None and f != "save_model":
-            values[f] = v
-    values["protocol"] = args.protocol
-    results = Path(args.results or Path(prof["run_dir"]) / "evaluate" / "results.csv")
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalOptions)
+             if f.name not in ("save_model", "protocol") and getattr(args, f.name, None) is not None}
+    flags.setdefault("device", prof.device)
+    flags.setdefault("seed", prof.seed)
+    base = prof.evaluate.options(args.protocol, **flags).check("t2s evaluate")
+    results = check_output_path(args.results or prof.layout.results_csv, kind="file", what="--results")
+    if args.reward_table:
+        check_output_path(args.reward_table, kind="file", what="--reward-table")
+    if args.save_model:
+        check_output_path(args.save_model, what="--save-model")
     for bb in args.backbones:
         for task in args.tasks:
-            opts = EvalOptions(**values)
+            opts = dataclasses.replace(base)
             if args.save_model:
                 opts.save_model = str(Path(args.save_model) / f"{backbone_name(bb)}__{Path(str(task)).name}.pt")
             row = evaluate_backbone(bb, task, opts, results=results)

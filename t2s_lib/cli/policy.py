@@ -55,7 +55,10 @@ def _problem(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from ..policy import CONTROLLER_VARIANTS, METHODS, format_summary, run_variant, write_summary
 
+    from ..io import check_output_path
+
     METHODS.get(args.variant)
+    check_output_path(args.out)
     problem = _problem(args)
     seeds = parse_seeds(args.seeds)
     options = {}
@@ -74,8 +77,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
+    from ..io import check_output_path
     from ..policy.report import baseline_table, write_table
 
+    check_output_path(args.out)
     problem = _problem(args)
     table = baseline_table(problem, workers=args.workers)
     paths = write_table(table, args.out, "baselines")

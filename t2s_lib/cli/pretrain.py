@@ -38,26 +38,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _defaults():
-    from ..train.loop import PretrainConfig
+    from ..train.config import PretrainConfig
 
     return PretrainConfig()
 
 
 def build_config(args: argparse.Namespace):
-    """Paper defaults < profile ``pretrain:`` section < explicit flags."""
+    """Paper defaults < profile ``pretrain.recipe`` < explicit flags; checked (types, bounds) before use."""
     import dataclasses
 
-    from ..train.loop import PretrainConfig
+    from ..train.config import PretrainConfig
 
     values: dict = {}
     if args.profile:
-        from ..profiles import load_profile, section
+        from ..profiles import load_profile
 
         prof = load_profile(args.profile)
-        sec = section(prof, "pretrain")
-        fields = {f.name for f in dataclasses.fields(PretrainConfig)}
-        values.update({k: v for k, v in sec.get("recipe", {}).items() if k in fields})
-        values.setdefault("device", prof.get("device", "auto"))
+        values.update(prof.pretrain.recipe)
+        values["device"] = prof.device
     for f in dataclasses.fields(PretrainConfig):
         v = getattr(args, f.name, None)
         if v is not None:
@@ -65,7 +63,7 @@ def build_config(args: argparse.Namespace):
     if str(values.get("auto_augment", "")).lower() == "none":
         values["auto_augment"] = None
     values["data"], values["out"] = str(args.data), str(args.out)
-    return PretrainConfig(**values)
+    return PretrainConfig(**values).check("t2s pretrain")
 
 
 def _run(args: argparse.Namespace) -> int:

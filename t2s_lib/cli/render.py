@@ -12,15 +12,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Resumes an interrupted run; the result does not depend on --workers.")
     p.add_argument("--setting", required=True, help="9-field key (e.g. 1_1_1_1_1_3_0_1_1), index 0..255 or preset name")
     p.add_argument("--images", type=int, required=True, help="total number of images (split evenly over classes, then models)")
-    p.add_argument("--size", type=int, default=64, help="image side in pixels (paper: 256)")
+    p.add_argument("--img-size", "--size", dest="img_size", type=int, default=64, help="image side in pixels (paper: 256)")
     p.add_argument("--out", required=True, help="output folder (created when complete)")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="non-negative; each image depends only on (seed, setting, index)")
     p.add_argument("--library", default="sweethome3d", help="sweethome3d, or a folder <root>/<class>/<model>.obj")
     p.add_argument("--classes", type=int, default=None, help="use only the first N classes (sorted)")
     p.add_argument("--format", dest="image_format", default="jpg", choices=["jpg", "png"])
     p.add_argument("--backend", default="gl", choices=["gl", "tdw"])
-    p.add_argument("--msaa", type=int, default=4, help="multisampling (0, 2, 4, 8)")
+    p.add_argument("--msaa", type=int, default=4, choices=[0, 2, 4, 8], help="multisampling samples (0: FXAA instead)")
     p.add_argument("--tonemap", default="aces", choices=["aces", "reinhard", "none"])
     p.add_argument("--device-index", type=int, default=None, help="EGL device (GPU) index; default T2S_EGL_DEVICE or the first")
     p.set_defaults(func=_render)
@@ -29,9 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _render(args: argparse.Namespace) -> int:
     from ..render import render_dataset
 
-    out = render_dataset(args.setting, args.out, args.images, args.size, seed=args.seed, library=args.library,
+    out = render_dataset(args.setting, args.out, args.images, args.img_size, seed=args.seed, library=args.library,
                          workers=args.workers, classes=args.classes, image_format=args.image_format,
-                         backend=args.backend, msaa=args.msaa, tonemap=args.tonemap, device_index=args.device_index,
-                         isolate=args.workers > 1)  # this process exits after rendering: no triton hazard
+                         backend=args.backend, msaa=args.msaa, tonemap=args.tonemap, device_index=args.device_index)
     print(out)
     return 0

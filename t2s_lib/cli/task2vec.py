@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fraction", type=float, default=None, help="stratified fraction of the training split (0-1]")
     p.add_argument("--probe", choices=["resnet18", "resnet34", "resnet50"], default=None)
     p.add_argument("--probe-checkpoint", default=None, help="local state dict of the probe (e.g. ImageNet weights)")
-    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--img-size", "--image-size", dest="img_size", type=int, default=None)
     p.add_argument("--max-samples", type=int, default=None, help="images whose features train the head")
     p.add_argument("--fisher-samples", type=int, default=None, help="Monte-Carlo Fisher draws")
     p.add_argument("--fisher-batch-size", type=int, default=None)
@@ -37,32 +37,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import dataclasses
     import json
-    from pathlib import Path
 
     import numpy as np
 
     from ..errors import T2SError
-    from ..profiles import load_profile, section
-    from ..task2vec import embed_profile, embed_task, options_from_section
+    from ..io import check_output_path
+    from ..profiles import load_profile
+    from ..task2vec import embed_profile, embed_task
 
     prof = load_profile(args.profile)
-    sec = section(prof, "task2vec")
-    threads = args.threads if args.threads is not None else sec.get("threads")
+    sec = prof.task2vec
+    threads = args.threads if args.threads is not None else sec.threads
     if args.profile_tasks:
-        prof["device"] = args.device
-        embed_profile(prof)
+        embed_profile(dataclasses.replace(prof, device=args.device))
         return 0
     if not args.task or not args.out:
         raise T2SError("t2s task2vec needs --task and --out (or --profile-tasks)",
                        "e.g. t2s task2vec --task digits --out runs/digits.npz")
-    opts = options_from_section(
-        sec, fraction=args.fraction, probe=args.probe, probe_checkpoint=args.probe_checkpoint, image_size=args.image_size,
-        max_samples=args.max_samples, fisher_samples=args.fisher_samples, fisher_batch_size=args.fisher_batch_size,
-        seed=args.seed, on_bad_image=args.on_bad_image)
+    out = check_output_path(args.out, kind="file")
+    opts = sec.options(fraction=args.fraction, probe=args.probe, probe_checkpoint=args.probe_checkpoint,
+                       img_size=args.img_size, max_samples=args.max_samples, fisher_samples=args.fisher_samples,
+                       fisher_batch_size=args.fisher_batch_size, seed=args.seed, on_bad_image=args.on_bad_image)
     emb = embed_task(args.task, opts, device=args.device, cache=not args.no_cache, threads=threads,
-                     num_workers=args.workers, root=args.data_root or (prof.get("tasks") or {}).get("data_root"))
-    path = emb.save(Path(args.out))
+                     num_workers=args.workers, root=args.data_root or prof.tasks.data_root)
+    path = emb.save(out)
     summary = {k: emb.meta.get(k) for k in ("task", "probe", "weights", "images_used", "fisher_images",
                                              "bad_images_skipped", "timing_s", "data_fingerprint")}
     summary["norm"] = float(np.linalg.norm(emb.hessian))

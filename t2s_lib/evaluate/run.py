@@ -8,35 +8,54 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import T2SError
+from ..schema import bounds, check_fields, choices
 
 PROTOCOLS = ("knn", "linear", "finetune")
 
 
 @dataclass
 class EvalOptions:
-    protocol: str = "knn"
-    img_size: int = 224
+    protocol: str = field(default="knn", metadata=choices(*PROTOCOLS))
+    img_size: int = field(default=224, metadata=bounds(8, 1024))
     # k-NN (published: k 5, T 0.07, eval-mode features by default)
-    k: int = 5
-    temperature: float = 0.07
+    k: int = field(default=5, metadata=bounds(1))
+    temperature: float = field(default=0.07, metadata=bounds(0, lo_open=True))
     train_mode: bool = False  # True: reproduce the released code's train-mode feature extraction
     # linear / finetune
-    hparams: str = "paper"  # paper (table, 7.2) | grid (30 % validation split) | given (lr/batch/wd below)
-    lr: float | None = None
-    batch_size: int | None = None
-    weight_decay: float | None = None
-    epochs: int = 50
+    hparams: str = field(default="paper", metadata=choices("paper", "grid", "given"))  # table 7.2 | 30 % val grid | flags
+    lr: float | None = field(default=None, metadata=bounds(0, lo_open=True))
+    batch_size: int | None = field(default=None, metadata=bounds(1))
+    weight_decay: float | None = field(default=None, metadata=bounds(0))
+    epochs: int = field(default=50, metadata=bounds(1))
     cache_features: bool = False
     grid: dict[str, list] | None = None
     # data / compute
-    max_train: int | None = None  # seeded random subset of the task (CPU profiles)
-    max_test: int | None = None
-    feature_batch: int = 128
-    workers: int = 0
-    seed: int = 0
+    max_train: int | None = field(default=None, metadata=bounds(1))  # seeded random subset of the task (CPU profiles)
+    max_test: int | None = field(default=None, metadata=bounds(1))
+    feature_batch: int = field(default=128, metadata=bounds(1))
+    workers: int = field(default=0, metadata=bounds(0))
+    seed: int = field(default=0, metadata=bounds(0))
     device: str = "auto"
     save_model: str | None = None  # finetune: write the fine-tuned backbone + head here
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, where: str = "evaluate") -> "EvalOptions":
+        """Refuse wrong types and out-of-range values (e.g. k 0, a negative image cap), naming the option."""
+        check_fields(self, where)
+        return self
+
+
+def recorded_options(opts: EvalOptions) -> dict[str, Any]:
+    """The options that change a number, as recorded in the results table's ``options`` column (for
+    linear / fine-tuning the hyper-parameters chosen at run time are added by :func:`evaluate_backbone`)."""
+    options: dict[str, Any] = {"img_size": opts.img_size}
+    if opts.max_train:
+        options["max_train"] = opts.max_train
+    if opts.max_test:
+        options["max_test"] = opts.max_test
+    if opts.protocol == "knn":
+        options.update({"k": opts.k, "T": opts.temperature, "feature_mode": "train" if opts.train_mode else "eval"})
+    return options
 
 
 def resolve_task(task: Any):
@@ -99,10 +118,11 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
     from .knn import knn_accuracy
     from .probe import ProbeConfig, grid_search, train_probe
 
-    if opts.protocol not in PROTOCOLS:
-        raise T2SError(f"unknown protocol {opts.protocol!r}", f"use one of: {', '.join(PROTOCOLS)}")
-    if opts.hparams not in ("paper", "grid", "given"):
-        raise T2SError(f"unknown --hparams {opts.hparams!r}", "use paper, grid or given")
+    opts.check()
+    if results is not None:
+        from ..io import check_output_path
+
+        check_output_path(results, kind="file", what="--results")
     device = resolve_device(opts.device)
     task = resolve_task(task)
     seed_everything(opts.seed, deterministic_torch=False)
@@ -113,11 +133,7 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
         raise T2SError(f"task {task.name!r} has an empty split (train {len(train)}, test {len(test)})",
                        "check the task's data (t2s data fetch) or its folder")
     t0 = time.perf_counter()
-    options: dict[str, Any] = {"img_size": opts.img_size}
-    if opts.max_train:
-        options["max_train"] = opts.max_train
-    if opts.max_test:
-        options["max_test"] = opts.max_test
+    options = recorded_options(opts)
     extra: dict[str, Any] = {}
 
     if opts.protocol == "knn":
@@ -127,7 +143,6 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
         ftr, ytr = extract_features(model, Transformed(train, tf), **kw)
         fte, yte = extract_features(model, Transformed(test, tf), **kw)
         value = knn_accuracy(ftr, ytr, fte, yte, k=opts.k, temperature=opts.temperature, num_classes=task.num_classes)
-        options.update({"k": opts.k, "T": opts.temperature, "feature_mode": "train" if opts.train_mode else "eval"})
     else:
         from .hparams import best_hparams
 

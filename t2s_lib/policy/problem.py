@@ -88,8 +88,10 @@ def problem_from_files(
 
 
 def _first_dim(paths: Iterable[str | Path]) -> int:
+    from ..published import open_vectors_npz
+
     for path in paths:
-        with np.load(path, allow_pickle=False) as npz:
+        with open_vectors_npz(path) as npz:
             for key in npz.files:
                 if key.endswith("__hessian"):
                     return int(np.asarray(npz[key]).size)

@@ -12,13 +12,13 @@ rendered and pre-trained, so its downstream reward is measured, not extrapolated
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..errors import T2SError
+from ..profiles import Profile
 from ..published import reward_table_from_mapping
 from .baselines import BASELINES
 from .problem import PolicyProblem
@@ -28,23 +28,22 @@ from .runner import run_variant, write_summary
 SMALL_STUDY_VARIANTS = ("reward-kernel",) + BASELINES
 
 
-def study_problem(prof: Mapping[str, Any]) -> PolicyProblem:
+def study_problem(prof: Profile) -> PolicyProblem:
     """Build the small study's problem from the run folder, with clear errors for missing stages."""
     from ..task2vec.embed import Embedding
 
-    run_dir = Path(prof["run_dir"])
-    reward_path = run_dir / "evaluate" / "reward_table.json"
+    layout = prof.layout
+    reward_path = layout.reward_table
     if not reward_path.is_file():
         raise T2SError(f"{reward_path} not found", "run notebook 05 (or `t2s study --only 04 05`) first")
     rewards = json.loads(reward_path.read_text())
-    tasks_sec = dict(prof.get("tasks") or {})
     vectors: dict[str, np.ndarray] = {}
-    for task in list(tasks_sec.get("seen") or []) + list(tasks_sec.get("unseen") or []):
-        path = run_dir / "task2vec" / f"{task}.npz"
+    for task in prof.tasks.all:
+        path = layout.task_vector(task)
         if task in rewards and path.is_file():
             vectors[task] = np.asarray(Embedding.load(path).hessian, dtype=np.float64)
-    seen = tuple(t for t in tasks_sec.get("seen") or [] if t in vectors)
-    unseen = tuple(t for t in tasks_sec.get("unseen") or [] if t in vectors)
+    seen = tuple(t for t in prof.tasks.seen if t in vectors)
+    unseen = tuple(t for t in prof.tasks.unseen if t in vectors)
     if len(seen) < 2 or not unseen:
         raise T2SError(
             f"small study: need >= 2 seen and >= 1 unseen task with both a reward row and an embedding; "
@@ -52,13 +51,13 @@ def study_problem(prof: Mapping[str, Any]) -> PolicyProblem:
             "run notebooks 02 and 05 for the profile's tasks (tasks.seen / tasks.unseen)",
         )
     table = reward_table_from_mapping(rewards, source=str(reward_path), tasks=seen + unseen, require_all_settings=False)
-    return PolicyProblem(table, vectors, seen, unseen, name=f"small-study-{prof.get('name')}")
+    return PolicyProblem(table, vectors, seen, unseen, name=f"small-study-{prof.name}")
 
 
-def run_small_study_policy(prof: Mapping[str, Any]) -> dict[str, Any]:
+def run_small_study_policy(prof: Profile) -> dict[str, Any]:
     """reward-kernel and the baselines on the small study's table; summaries cached per run."""
     problem = study_problem(prof)
-    out = Path(prof["run_dir"]) / "policy_small_study"
+    out = prof.layout.policy_small_study
     summaries = {}
     for variant in SMALL_STUDY_VARIANTS:
         summary, _ = run_variant(variant, problem, [0], loo_seeds=[0])
@@ -82,7 +81,7 @@ def small_study_tables(result: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Data
     return methods, pd.DataFrame(rows).set_index("task")
 
 
-def fraction_predictions(prof: Mapping[str, Any], result: Mapping[str, Any]) -> pd.DataFrame:
+def fraction_predictions(prof: Profile, result: Mapping[str, Any]) -> pd.DataFrame:
     """Supplementary Table 1 analog: the setting ``reward-kernel`` (fitted on the small study's
     seen tasks) predicts from Task2Vec vectors computed on 100/50/20/10 % of a task's training data
     (``runs/<profile>/task2vec/fractions/<task>__f<fraction>.npz``, written by notebook 02), and the
@@ -92,7 +91,7 @@ def fraction_predictions(prof: Mapping[str, Any], result: Mapping[str, Any]) -> 
 
     problem: PolicyProblem = result["problem"]
     fitted = fit_reward_kernel(problem)
-    folder = Path(prof["run_dir"]) / "task2vec" / "fractions"
+    folder = prof.layout.task2vec_fractions
     rows = []
     for path in sorted(folder.glob("*__f*.npz")):
         task, fraction = path.stem.rsplit("__f", 1)

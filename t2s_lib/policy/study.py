@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..profiles import section
+from ..profiles import Profile
 from .baselines import BASELINES
 from .problem import PolicyProblem, published_problem
 from .report import results_table
@@ -33,19 +33,19 @@ def _cached(path: Path, seeds: list[int], loo_seeds: list[int], options: dict) -
     return None
 
 
-def run_policy_stage(prof: dict[str, Any], problem: PolicyProblem | None = None, subdir: str = "policy") -> dict[str, Any]:
-    """Run (or load) every configured variant and every baseline; return summaries and curves."""
-    cfg = section(prof, "policy")
+def run_policy_stage(prof: Profile, problem: PolicyProblem | None = None, out: Path | None = None) -> dict[str, Any]:
+    """Run (or load) every configured variant and every baseline; return summaries and curves.
+
+    Results are cached under ``out`` (default: the profile's ``policy/`` folder).
+    """
+    cfg = prof.policy
     problem = problem or published_problem()
-    out = Path(prof["run_dir"]) / subdir
-    seeds = [int(s) for s in cfg.get("seeds", [0])]
-    loo_seeds = [int(s) for s in cfg.get("loo_seeds", [])]
-    workers = int(cfg.get("workers", 1))
+    out = Path(out) if out is not None else prof.layout.policy
+    seeds, loo_seeds, workers = list(cfg.seeds), list(cfg.loo_seeds), cfg.workers
     summaries: dict[str, dict] = {}
     curves: dict[str, dict] = {}
     # Only the controller depends on the seed; the other methods are deterministic: one run each.
-    jobs = [(v, seeds, {"epochs": int(cfg.get("epochs", 1000))}) if v in CONTROLLER_VARIANTS else (v, [0], {})
-            for v in cfg.get("variants", [])]
+    jobs = [(v, seeds, {"epochs": cfg.epochs}) if v in CONTROLLER_VARIANTS else (v, [0], {}) for v in cfg.variants]
     jobs += [(b, [0], {}) for b in BASELINES]
     for variant, variant_seeds, options in jobs:
         variant_loo = loo_seeds[:1] if variant not in CONTROLLER_VARIANTS and loo_seeds else loo_seeds

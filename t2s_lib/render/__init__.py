@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..settings import SimSetting, resolve_setting
-from .dataset import RENDERERS, SceneSource, make_renderer, plan_for, read_manifest, render_dataset
+from .dataset import RENDERERS, RenderJob, SceneSource, make_renderer, plan_for, read_manifest, render_dataset, run_render_job
 from .scene import PARAMETERS, Scene, make_plan, material_table, sample_scene, vary_one
 
 
@@ -30,18 +30,18 @@ def sample_scenes(setting: str | SimSetting, images: int, *, seed: int = 0, libr
 _RENDERER_CACHE: dict[tuple, Any] = {}
 
 
-def render_scene_images(scenes: Sequence[Scene], size: int = 128, *, library: str = "sweethome3d",
+def render_scene_images(scenes: Sequence[Scene], img_size: int = 128, *, library: str = "sweethome3d",
                         msaa: int = 4, tonemap: str = "aces", backend: str = "gl") -> list[np.ndarray]:
     """Render scenes to uint8 arrays in this process (renderer cached per size/quality).
 
-    This creates an EGL context here: in a process that will later import torch's compiler
-    (triton), import ``torch._dynamo`` first (triton loaded after llvmpipe has segfaulted).
+    The EGL context is created here; :func:`t2s_lib.render.gl.create_context` first loads torch's
+    compiler so this process may train afterwards (see ``gl.avoid_llvm_clash``).
     """
     from ..assets import load_library
 
-    key = (size, library, msaa, tonemap, backend)
+    key = (img_size, library, msaa, tonemap, backend)
     if key not in _RENDERER_CACHE:
-        _RENDERER_CACHE[key] = make_renderer(backend, size, load_library(library), msaa=msaa, tonemap=tonemap)
+        _RENDERER_CACHE[key] = make_renderer(backend, img_size, load_library(library), msaa=msaa, tonemap=tonemap)
     rnd = _RENDERER_CACHE[key]
     return [rnd.render(s) for s in scenes]
 
@@ -56,5 +56,5 @@ def figure8_scenes(base: Scene, n: int = 5, *, seed: int = 0, library: str = "sw
     return {p: [vary_one(base, p, v, seed=seed, hdri_pool=pool, n_parts=parts) for v in range(n)] for p in PARAMETERS}
 
 
-__all__ = ["render_dataset", "render_scene_images", "sample_scenes", "figure8_scenes", "read_manifest", "Scene",
+__all__ = ["RenderJob", "render_dataset", "run_render_job", "render_scene_images", "sample_scenes", "figure8_scenes", "read_manifest", "Scene",
            "sample_scene", "make_plan", "material_table", "RENDERERS"]

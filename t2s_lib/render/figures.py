@@ -23,7 +23,7 @@ def base_scene(class_name: str = "chair", *, library: str = "sweethome3d", seed:
     return sample_scenes(SimSetting(), len(lib.classes[cls]), classes=[cls], seed=seed, library=library)[0]
 
 
-def figure8(size: int = 96, n: int = 5, *, class_name: str = "chair", library: str = "sweethome3d"):
+def figure8(img_size: int = 96, n: int = 5, *, class_name: str = "chair", library: str = "sweethome3d"):
     """The paper's Figure 8 analog: one row per parameter, ``n`` images varying only that parameter."""
     import matplotlib.pyplot as plt
 
@@ -32,7 +32,7 @@ def figure8(size: int = 96, n: int = 5, *, class_name: str = "chair", library: s
     rows = figure8_scenes(base_scene(class_name, library=library), n, library=library)
     fig, axes = plt.subplots(len(PARAMETERS), n, figsize=(1.6 * n + 1.6, 1.6 * len(PARAMETERS)))
     for r, (param, scenes) in enumerate(rows.items()):
-        for c, img in enumerate(render_scene_images(scenes, size, library=library)):
+        for c, img in enumerate(render_scene_images(scenes, img_size, library=library)):
             ax = axes[r, c]
             ax.imshow(img)
             ax.set_xticks([])
@@ -44,7 +44,7 @@ def figure8(size: int = 96, n: int = 5, *, class_name: str = "chair", library: s
     return fig
 
 
-def sample_grid(settings: Sequence[str], images: int = 16, size: int = 64, *, classes: int | None = None,
+def sample_grid(settings: Sequence[str], images: int = 16, img_size: int = 64, *, classes: int | None = None,
                 library: str = "sweethome3d", seed: int = 0, per_row: int = 8):
     """A few images of each setting (spread over classes), one block of rows per setting."""
     import matplotlib.pyplot as plt
@@ -60,7 +60,7 @@ def sample_grid(settings: Sequence[str], images: int = 16, size: int = 64, *, cl
         # one image per class where possible: sample a plan with several images per class and stride
         scenes = sample_scenes(sim, max(images, n_cls) * 2, classes=n_cls, seed=seed, library=library)
         step = max(1, len(scenes) // images)
-        blocks.append((sim, render_scene_images(scenes[::step][:images], size, library=library)))
+        blocks.append((sim, render_scene_images(scenes[::step][:images], img_size, library=library)))
     n_rows = sum(int(np.ceil(len(imgs) / per_row)) for _, imgs in blocks)
     fig, axes = plt.subplots(n_rows, per_row, figsize=(1.3 * per_row, 1.4 * n_rows), squeeze=False)
     r = 0
@@ -79,7 +79,7 @@ def sample_grid(settings: Sequence[str], images: int = 16, size: int = 64, *, cl
     return fig
 
 
-def throughput_table(sizes: Sequence[int], images: int, workers: Sequence[int], *, setting: str = "domain_randomization",
+def throughput_table(img_sizes: Sequence[int], images: int, workers: Sequence[int], *, setting: str = "domain_randomization",
                      classes: int = 10, library: str = "sweethome3d", msaa: int = 4):
     """images/s of ``render_dataset`` end to end, per size and worker count (a pandas DataFrame)."""
     import pandas as pd
@@ -89,12 +89,12 @@ def throughput_table(sizes: Sequence[int], images: int, workers: Sequence[int], 
 
     classes = min(classes, len(load_library(library).classes))
     rows: list[dict[str, Any]] = []
-    for size in sizes:
+    for size in img_sizes:
         for w in workers:
             tmp = Path(tempfile.mkdtemp(prefix="t2s-throughput-"))
             try:
                 t0 = time.perf_counter()
-                render_dataset(setting, tmp / "ds", images=images, size=size, workers=w, classes=classes,
+                render_dataset(setting, tmp / "ds", images=images, img_size=size, workers=w, classes=classes,
                                library=library, msaa=msaa, progress=False)
                 dt = time.perf_counter() - t0
             finally:

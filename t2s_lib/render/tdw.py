@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..paths import PUBLISHED_DATA_DIR
+from .resolve import resolve_scene, yaw_pitch
 from .scene import APERTURE_SHARP, Scene, material_table
 
 TDW_DEFAULT_SKYBOX = "fish_hoek_beach_4k"
@@ -51,13 +52,6 @@ def tdw_hdri_name(scene_hdri: str) -> str:
     import hashlib
 
     return boxes[int(hashlib.sha1(scene_hdri.encode()).hexdigest()[:8], 16) % len(boxes)]
-
-
-def _yaw_pitch(direction: tuple[float, float, float]) -> tuple[float, float]:
-    x, y, z = direction
-    yaw = float(np.degrees(np.arctan2(x, z)))
-    pitch = float(np.degrees(np.arcsin(np.clip(y, -1, 1))))
-    return yaw, pitch
 
 
 def scene_commands(scene: Scene, *, size: int = 256, first: bool = False, previous: Scene | None = None) -> list[dict[str, Any]]:
@@ -120,8 +114,8 @@ def scene_commands(scene: Scene, *, size: int = 256, first: bool = False, previo
     cmds.append({"$type": "adjust_directional_light_intensity_by", "intensity": float(scene.light_intensity - 1.0)})
     r, g, b = scene.light_color
     cmds.append({"$type": "set_directional_light_color", "color": {"r": r, "g": g, "b": b, "a": 1.0}})
-    if scene.light_dir is not None:
-        yaw, pitch = _yaw_pitch(scene.light_dir)
+    if scene.light_dir is not None:  # else TDW keeps the skybox's own sun, as the resolver's rule says
+        yaw, pitch = yaw_pitch(resolve_scene(scene).sun_dir_world)
         cmds.append({"$type": "rotate_directional_light_by", "angle": yaw, "axis": "yaw"})
         cmds.append({"$type": "rotate_directional_light_by", "angle": pitch, "axis": "pitch"})
     cmds.append({"$type": "set_aperture", "aperture": float(scene.aperture)})

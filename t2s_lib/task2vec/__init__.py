@@ -1,7 +1,7 @@
 """Task2Vec: a task's embedding as the diagonal Fisher of a probe network (reference section 6).
 
 >>> from t2s_lib.task2vec import embed_task
->>> emb = embed_task("digits", image_size=32, max_samples=1000, fisher_samples=1000)
+>>> emb = embed_task("digits", img_size=32, max_samples=1000, fisher_samples=1000)
 >>> emb.hessian.shape, emb.meta["weights"]["weights"]      # ((9600,), 'random-init')
 """
 
@@ -22,6 +22,6 @@ __all__ = [
     "cosine_similarity_matrix", "distance_matrix", "embed_task", "embedding_cache_dir", "l2_normalize",
     "layout", "published_layout", "published_vectors", "similarity_table", "task2vec_distance",
 ]
-from .study import embed_profile, fraction_experiment, load_embeddings, options_from_section, profile_tasks  # noqa: E402
+from .study import embed_profile, fraction_experiment, load_embeddings, profile_tasks  # noqa: E402
 
-__all__ += ["embed_profile", "fraction_experiment", "load_embeddings", "options_from_section", "profile_tasks"]
+__all__ += ["embed_profile", "fraction_experiment", "load_embeddings", "profile_tasks"]

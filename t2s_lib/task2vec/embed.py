@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..io import atomic_path, write_json
-from ..paths import cache_dir
+from ..paths import cache_layout
 from .probe import EXPECTED_DIM, build_probe, fisher_modules, layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,7 +46,7 @@ class Task2VecOptions:
     probe: str = "resnet18"
     probe_checkpoint: str | None = None
     probe_seed: int = 0
-    image_size: int = 224  # paper: resize 256 (bicubic) + centre crop 224
+    img_size: int = 224  # paper: resize 256 (bicubic) + centre crop 224
     fraction: float = 1.0
     max_samples: int | None = 10000  # images whose features are cached (awslabs default)
     fisher_samples: int = 10000  # images drawn for the Monte-Carlo Fisher (one epoch of 10 000)
@@ -66,8 +66,8 @@ class Task2VecOptions:
                            "use method='montecarlo' (the variational method was not used by Task2Sim)")
         if not 0 < float(self.fraction) <= 1:
             raise T2SError(f"fraction={self.fraction} out of range", "use a number in (0, 1], e.g. 0.1")
-        if self.image_size < 16:
-            raise T2SError(f"image_size={self.image_size} too small", "use 16 px or more (ResNet downsamples by 32)")
+        if self.img_size < 16:
+            raise T2SError(f"img_size={self.img_size} too small", "use 16 px or more (ResNet downsamples by 32)")
         if self.fisher_samples < 2 or self.batch_size < 2 or self.fisher_batch_size < 2:
             raise T2SError("fisher_samples and batch_size must be at least 2", "BatchNorm in training mode needs batches of 2+")
         return self
@@ -110,8 +110,12 @@ class Embedding:
             path = path.with_suffix(".npz")
         if not path.is_file():
             raise T2SError(f"embedding {path} not found", "compute it with `t2s task2vec --task NAME --out FILE`")
-        with np.load(path) as z:
-            hessian, scale = z["hessian"], z["scale"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                hessian, scale = z["hessian"], z["scale"]
+        except Exception as exc:  # not a zip, truncated, or without the arrays
+            raise T2SError(f"embedding {path} is unreadable ({type(exc).__name__}: {exc})",
+                           "recompute it with `t2s task2vec --task NAME --out FILE`") from exc
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         return cls(hessian=hessian, scale=scale, meta=meta)
@@ -135,7 +139,7 @@ class _Images:
 
         from ..tasks.base import SubsetDataset, skip_none_collate
 
-        base = task.dataset("train", _transform(opts.image_size), on_bad_image=opts.on_bad_image)
+        base = task.dataset("train", _transform(opts.img_size), on_bad_image=opts.on_bad_image)
         subset = SubsetDataset(base, indices)
         loader = DataLoader(subset, batch_size=256, shuffle=False, num_workers=num_workers, collate_fn=skip_none_collate)
         xs, ys = [], []
@@ -190,7 +194,7 @@ def _cache_key(fingerprint: str, opts: Task2VecOptions, weights: dict, dataset_n
 
 
 def embedding_cache_dir() -> Path:
-    return cache_dir() / "task2vec"
+    return cache_layout().task2vec
 
 
 def embed_task(

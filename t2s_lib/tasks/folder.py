@@ -54,6 +54,10 @@ class FolderTask(Task):
                 f"task folder {base} has no class sub-folders",
                 f"lay images out as {base}/<class>/<image> ({', '.join(IMAGE_EXTENSIONS[:4])}...)",
             )
+        empty = [c for c in classes if not _list_images(base / c)]
+        if empty:
+            raise T2SError(f"task folder {base}: class folder(s) {empty[:5]} hold no images",
+                           "add images to them or delete them (an empty folder would still count as a class)")
         self._classes = classes
         if has_split:
             extra = set(self._classes_in(self.path / "test")) - set(classes)

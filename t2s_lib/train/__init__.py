@@ -7,7 +7,8 @@ Public API::
 """
 
 from .data import describe_image_set, eval_transform, image_folder, train_transform
-from .loop import PretrainConfig, pretrain, read_metrics
+from .config import PretrainConfig
+from .loop import pretrain, read_metrics
 from .models import (MODELS, check_compatible, create_backbone, init_stage_model, load_backbone, load_checkpoint,
                      load_stage_model)
 

@@ -42,12 +42,47 @@ def describe_image_set(root: str | Path) -> dict[str, Any]:
     return {"root": str(root), "classes": classes, "num_images": total, "meta": meta}
 
 
+def check_images(info: dict[str, Any], *, limit: int = 5) -> None:
+    """Open every image's header (cheap: no decoding) and refuse a set with unreadable files, naming them."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(info["root"])
+    bad = []
+    for c in info["classes"]:
+        for f in sorted((root / c).iterdir()):
+            if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                with Image.open(f) as img:
+                    img.size  # noqa: B018 - reads the header
+            except (OSError, UnidentifiedImageError, ValueError) as exc:
+                bad.append(f"{f.relative_to(root)} ({type(exc).__name__})")
+                if len(bad) >= limit:
+                    break
+    if bad:
+        raise T2SError(f"image set {root}: unreadable image(s): {', '.join(bad)}",
+                       "re-render the set (t2s render ...) or delete the damaged files")
+
+
+def load_rgb(path: str) -> Any:
+    """ImageFolder loader that names the file when an image cannot be decoded."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            img = Image.open(fh)
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise T2SError(f"image {path} could not be decoded ({type(exc).__name__}: {exc})",
+                       "re-render the set or delete the damaged file, then rerun (training resumes)") from exc
+
+
 def image_folder(root: str | Path, transform: Callable | None = None):
     """A torchvision ImageFolder over a checked image set (RGB PIL images, labels in sorted class order)."""
     from torchvision.datasets import ImageFolder
 
     describe_image_set(root)
-    return ImageFolder(str(root), transform=transform)
+    return ImageFolder(str(root), transform=transform, loader=load_rgb)
 
 
 def _posterize_keep_zero_bits(img, bits_to_keep, **_):

@@ -2,73 +2,41 @@
 
 Layout of a run folder (``runs/<profile>/pretrain/<run_name>/``)::
 
-    config.json     the full configuration (written once the inputs are checked)
+    config.json     the full configuration (written with the first checkpoint)
     checkpoint.pt   model + optimiser + scheduler + epoch, replaced atomically after every epoch
     metrics.jsonl   one record per epoch (lr, train loss, images/s, optional clean monitor loss)
 
-Rerunning the same command resumes from ``checkpoint.pt``; a finished run is returned as is.
-Every epoch re-seeds all generators from ``(seed, epoch)``, so an interrupted and resumed run
-gives the same weights as an uninterrupted one.
+The folder appears only when the first epoch is complete, so a run that fails on bad input
+leaves nothing behind. Rerunning the same command resumes from ``checkpoint.pt``; a finished run
+is returned as is. Every epoch re-seeds all generators from ``(seed, epoch)``, so an interrupted
+and resumed run gives the same weights as an uninterrupted one. One process at a time may write
+a run folder (an exclusive lock beside it names the holder's PID).
+
+The steps, in the style of timm's ``train_one_epoch``: :func:`prepare_run` (check inputs, resume
+state), :func:`build_data`, :func:`build_training` (model, optimiser, schedule, mixup, loss),
+:func:`train_one_epoch`, :func:`save_epoch` (metrics + checkpoint).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import T2SError
-from ..io import atomic_path, write_json, write_text
+from ..io import atomic_path, check_output_path, write_json, write_text
+from ..procs import output_lock
+from .config import PretrainConfig
 
-
-@dataclass
-class PretrainConfig:
-    """Defaults are the published recipe (ResNet-50, 100 epochs, AdamW 1e-3/0.05, batch 1024 ...)."""
-
-    data: str = ""
-    out: str = ""
-    arch: str = "resnet50"
-    epochs: int = 100
-    batch_size: int = 1024  # global: split over the torchrun processes
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    opt: str = "adamw"
-    sched: str = "cosine"
-    warmup_epochs: int = 20
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-5
-    img_size: int = 224
-    auto_augment: str | None = "rand-m9-mstd0.5-inc1"
-    interpolation: str = "bicubic"
-    mixup: float = 0.8
-    cutmix: float = 1.0
-    smoothing: float = 0.1
-    drop_path: float = 0.1
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
-    channels_last: str = "auto"  # auto (on for CUDA) | on | off
-    workers: int = 4
-    seed: int = 0
-    device: str = "auto"
-    max_images: int | None = None  # use a fixed random subset (smoke runs)
-    monitor_images: int = 0  # >0: clean (no-aug) loss/acc on that many training images per epoch
-    progress: bool = True
-    stop_after: int | None = None  # stop after this many epochs in *this* call (interruption/testing)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    # fields that must agree between a checkpoint and a resumed run
-    RESUME_KEYS = ("arch", "epochs", "batch_size", "lr", "weight_decay", "opt", "sched", "warmup_epochs",
-                   "img_size", "auto_augment", "mixup", "cutmix", "smoothing", "drop_path", "seed", "max_images")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+__all__ = ["PretrainConfig", "pretrain", "read_metrics", "make_optimizer", "train_one_epoch"]
 
 
 # ----------------------------------------------------------------------------------------------
-# distributed helpers
+# distributed and precision helpers
 def _dist_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) without it."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -126,67 +94,103 @@ def make_optimizer(model, cfg: PretrainConfig):
 
 
 # ----------------------------------------------------------------------------------------------
-def pretrain(cfg: PretrainConfig) -> Path:
-    """Train (or resume, or return a finished) run; returns the path of ``checkpoint.pt``."""
+# steps
+@dataclass
+class RunContext:
+    """Checked inputs of one run: data description, process topology, device and precision, resume state."""
+
+    cfg: PretrainConfig
+    out: Path
+    classes: list[str]
+    rank: int
+    world: int
+    device: Any
+    amp_dtype: Any
+    channels_last: bool
+    resume: dict[str, Any] | None = None
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def complete(self) -> bool:
+        return self.resume is not None and int(self.resume["epoch"]) >= self.cfg.epochs
+
+
+def prepare_run(cfg: PretrainConfig) -> RunContext:
+    """Check every input before anything is written; returns the run's context (without resume state)."""
     import torch
-    import torch.distributed as dist
-    from timm.data import Mixup
-    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-    from torch.utils.data import DataLoader, DistributedSampler, Subset
-    from tqdm.auto import tqdm
 
     from ..device import resolve_device
-    from .data import describe_image_set, eval_transform, image_folder, train_transform
-    from .models import MODELS, create_backbone, load_checkpoint
+    from .data import check_images, describe_image_set
+    from .models import MODELS
 
-    # ---- check every input before anything is written -----------------------------------
+    cfg.check()
     if not cfg.out:
         raise T2SError("no output folder given", "pass --out runs/<profile>/pretrain/<name>")
+    out = check_output_path(cfg.out)
     MODELS.get(cfg.arch)
     info = describe_image_set(cfg.data)
-    classes = info["classes"]
+    check_images(info)
     rank, world, local_rank = _dist_env()
     device = resolve_device(cfg.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
+    if cfg.batch_size < world:
+        raise T2SError(f"batch_size={cfg.batch_size} for {world} process(es)", "use a global batch of at least one image per process")
     amp_dtype = _resolve_amp(cfg.amp, device)
     channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
-    if cfg.epochs < 1 or cfg.batch_size < world:
-        raise T2SError(f"epochs={cfg.epochs}, batch_size={cfg.batch_size} for {world} process(es)",
-                       "use epochs >= 1 and a global batch of at least one image per process")
+    return RunContext(cfg, out, info["classes"], rank, world, device, amp_dtype, channels_last)
 
-    out = Path(cfg.out)
-    ckpt_path = out / "checkpoint.pt"
-    resume = None
-    if ckpt_path.is_file():
-        resume = load_checkpoint(ckpt_path)
-        _check_resume(resume, cfg, classes)
-        if resume["epoch"] >= cfg.epochs:
-            if rank == 0 and cfg.progress:
-                print(f"[pretrain] {out} is complete ({resume['epoch']} epochs); nothing to do")
-            return ckpt_path
 
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+def load_resume(run: RunContext) -> None:
+    """Read ``checkpoint.pt`` when present and check it belongs to this configuration."""
+    from .models import load_checkpoint
 
-    # ---- data -----------------------------------------------------------------------------
+    if run.checkpoint.is_file():
+        run.resume = load_checkpoint(run.checkpoint)
+        _check_resume(run.resume, run.cfg, run.classes)
+
+
+@dataclass
+class TrainData:
+    dataset: Any
+    sampler: Any
+    loader_kw: dict[str, Any]
+    per_rank_batch: int
+    monitor: Any = None
+
+    def loader(self, seed: int, epoch: int):
+        import torch
+        from torch.utils.data import DataLoader
+
+        return DataLoader(self.dataset, generator=torch.Generator().manual_seed(seed * 7 + epoch), **self.loader_kw)
+
+
+def build_data(run: RunContext) -> TrainData:
+    """The augmented training set (optionally a fixed random subset), its distributed sampler and
+    loader settings, and the optional clean monitor set."""
+    import torch
+    from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+    from .data import eval_transform, image_folder, train_transform
+
+    cfg = run.cfg
     dataset = image_folder(cfg.data, transform=train_transform(cfg.img_size, auto_augment=cfg.auto_augment,
                                                                interpolation=cfg.interpolation))
     if cfg.max_images and cfg.max_images < len(dataset):
         g = torch.Generator().manual_seed(cfg.seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=g)[: cfg.max_images].tolist())
     n = len(dataset)
-    per_rank = max(1, cfg.batch_size // world)
+    per_rank = max(1, cfg.batch_size // run.world)
     # Mixup needs an even batch and drop_last; a tiny set must still give one batch per epoch.
-    per_rank = min(per_rank, max(1, n // world))
+    per_rank = min(per_rank, max(1, n // run.world))
     if (cfg.mixup > 0 or cfg.cutmix > 0) and per_rank % 2:
         per_rank = max(2, per_rank - 1)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    sampler = DistributedSampler(dataset, num_replicas=run.world, rank=run.rank, shuffle=True, seed=cfg.seed, drop_last=True)
     loader_kw = dict(batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=cfg.workers,
-                     pin_memory=device.type == "cuda", persistent_workers=False)
+                     pin_memory=run.device.type == "cuda", persistent_workers=False)
     if cfg.workers > 0:
         loader_kw["prefetch_factor"] = 4
     monitor = None
@@ -195,105 +199,177 @@ def pretrain(cfg: PretrainConfig) -> Path:
         g = torch.Generator().manual_seed(cfg.seed + 1)
         idx = torch.randperm(len(mon_ds), generator=g)[: cfg.monitor_images].tolist()
         monitor = DataLoader(Subset(mon_ds, idx), batch_size=min(256, len(idx)), num_workers=0)
+    return TrainData(dataset, sampler, loader_kw, per_rank, monitor)
 
-    # ---- model, optimiser, schedule (timm factories, paper values) ---------------------------
+
+@dataclass
+class TrainState:
+    model: Any  # unwrapped (checkpointed) model
+    train_model: Any  # DDP-wrapped when world > 1
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    mixup: Any
+    criterion: Any
+    start_epoch: int = 0
+    initial: dict[str, Any] | None = None  # the untrained model's clean metrics (written with epoch 1)
+
+
+def build_training(run: RunContext) -> TrainState:
+    """Model, optimiser, schedule, mixup/cutmix and loss from timm's factories (paper values), resumed
+    from the checkpoint when there is one."""
+    import torch
+    from timm.data import Mixup
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    from .models import create_backbone
+
+    cfg, device = run.cfg, run.device
     _seed_epoch(cfg.seed, -1, 0)  # identical initial weights on every rank
-    model = create_backbone(cfg.arch, len(classes), drop_path_rate=cfg.drop_path).to(device)
-    if channels_last:
+    model = create_backbone(cfg.arch, len(run.classes), drop_path_rate=cfg.drop_path).to(device)
+    if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(model, cfg)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler("cuda") if run.amp_dtype == torch.float16 else None
     mixup = None
     if cfg.mixup > 0 or cfg.cutmix > 0:
         mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=1.0, switch_prob=0.5, mode="batch",
-                      label_smoothing=cfg.smoothing, num_classes=len(classes))
+                      label_smoothing=cfg.smoothing, num_classes=len(run.classes))
         criterion = SoftTargetCrossEntropy()  # smoothing is folded into the mixed targets
     elif cfg.smoothing > 0:
         criterion = LabelSmoothingCrossEntropy(cfg.smoothing)
     else:
         criterion = torch.nn.CrossEntropyLoss()
+    state = TrainState(model, model, optimizer, scheduler, scaler, mixup, criterion)
+    if run.resume is not None:
+        model.load_state_dict(run.resume["model"])
+        optimizer.load_state_dict(run.resume["optimizer"])
+        scheduler.load_state_dict(run.resume["scheduler"])
+        if scaler is not None and run.resume.get("scaler"):
+            scaler.load_state_dict(run.resume["scaler"])
+        state.start_epoch = int(run.resume["epoch"])
+    if run.world > 1:
+        state.train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    return state
 
-    start_epoch = 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        if scaler is not None and resume.get("scaler"):
-            scaler.load_state_dict(resume["scaler"])
-        start_epoch = int(resume["epoch"])
-    train_model = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", {**cfg.to_dict(), "classes": classes, "num_images": n, "world_size": world,
-                                         "per_process_batch": per_rank, "amp": str(amp_dtype), "channels_last": channels_last})
-        _truncate_metrics(out / "metrics.jsonl", start_epoch)
-        if start_epoch == 0 and monitor is not None:
-            _append_metric(out / "metrics.jsonl", {"epoch": 0, **_monitor(model, monitor, device, amp_dtype, channels_last)})
+def train_one_epoch(epoch: int, run: RunContext, data: TrainData, state: TrainState) -> dict[str, Any]:
+    """One epoch of augmented, mixed training; returns the epoch's record (lr, loss, images, speed)."""
+    import torch
+    import torch.distributed as dist
+    from tqdm.auto import tqdm
 
-    # ---- epochs -------------------------------------------------------------------------------
-    stop_at = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, start_epoch + cfg.stop_after)
-    for epoch in range(start_epoch, stop_at):
-        _seed_epoch(cfg.seed, epoch, rank)
-        sampler.set_epoch(epoch)
-        scheduler.step(epoch)  # per-epoch schedule: epoch e uses lr(e) (timm train-script semantics)
-        lr = optimizer.param_groups[0]["lr"]
-        loader = DataLoader(dataset, generator=torch.Generator().manual_seed(cfg.seed * 7 + epoch), **loader_kw)
-        train_model.train()
-        total, count, t0 = 0.0, 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress or rank != 0, leave=False)
-        for images, targets in bar:
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            if mixup is not None:
-                images, targets = mixup(images, targets)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                loss = criterion(train_model(images), targets)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            total += loss.item() * images.shape[0]
-            count += images.shape[0]
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        stats = torch.tensor([total, count], dtype=torch.float64, device=device)
-        if world > 1:
-            dist.all_reduce(stats)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": float(stats[0] / max(stats[1], 1)),
-                  "images": int(stats[1]), "seconds": round(seconds, 3), "images_per_s": round(float(stats[1]) / seconds, 1)}
-        if rank == 0:
-            if monitor is not None:
-                record.update(_monitor(model, monitor, device, amp_dtype, channels_last))
-            _append_metric(out / "metrics.jsonl", record)
-            final = epoch + 1 == cfg.epochs
-            state = {"arch": cfg.arch, "num_classes": len(classes), "classes": classes, "epoch": epoch + 1,
-                     "epochs": cfg.epochs, "config": cfg.to_dict(), "model": model.state_dict(),
-                     # a finished run keeps only the weights (smaller, nothing left to resume)
-                     "optimizer": None if final else optimizer.state_dict(),
-                     "scheduler": None if final else scheduler.state_dict(),
-                     "scaler": scaler.state_dict() if scaler is not None and not final else None,
-                     "complete": final}
-            with atomic_path(ckpt_path) as tmp:
-                torch.save(state, tmp)
-            if cfg.progress:
-                print(f"[pretrain] epoch {epoch + 1}/{cfg.epochs} lr {lr:.2e} loss {record['train_loss']:.4f} "
-                      f"{record['images_per_s']:.0f} img/s", flush=True)
-        if world > 1:
-            dist.barrier()
-    if world > 1 and dist.is_initialized():
+    cfg, device = run.cfg, run.device
+    _seed_epoch(cfg.seed, epoch, run.rank)
+    data.sampler.set_epoch(epoch)
+    state.scheduler.step(epoch)  # per-epoch schedule: epoch e uses lr(e) (timm train-script semantics)
+    lr = state.optimizer.param_groups[0]["lr"]
+    state.train_model.train()
+    total, count, t0 = 0.0, 0, time.perf_counter()
+    bar = tqdm(data.loader(cfg.seed, epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not cfg.progress or run.rank != 0, leave=False)
+    for images, targets in bar:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        if run.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if state.mixup is not None:
+            images, targets = state.mixup(images, targets)
+        with torch.autocast(device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+            loss = state.criterion(state.train_model(images), targets)
+        state.optimizer.zero_grad(set_to_none=True)
+        if state.scaler is not None:
+            state.scaler.scale(loss).backward()
+            state.scaler.step(state.optimizer)
+            state.scaler.update()
+        else:
+            loss.backward()
+            state.optimizer.step()
+        total += loss.item() * images.shape[0]
+        count += images.shape[0]
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    stats = torch.tensor([total, count], dtype=torch.float64, device=device)
+    if run.world > 1:
+        dist.all_reduce(stats)
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": float(stats[0] / max(stats[1], 1)),
+            "images": int(stats[1]), "seconds": round(seconds, 3), "images_per_s": round(float(stats[1]) / seconds, 1)}
+
+
+def save_epoch(run: RunContext, data: TrainData, state: TrainState, record: dict[str, Any]) -> None:
+    """(rank 0) Metrics line and checkpoint of a finished epoch; the first one also writes config.json."""
+    import torch
+
+    cfg, out = run.cfg, run.out
+    if data.monitor is not None:
+        record.update(_monitor(state.model, data.monitor, run.device, run.amp_dtype, run.channels_last))
+    first = not out.is_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    if first or not (out / "config.json").is_file():
+        write_json(out / "config.json", {**cfg.to_dict(), "classes": run.classes, "num_images": len(data.dataset),
+                                         "world_size": run.world, "per_process_batch": data.per_rank_batch,
+                                         "amp": str(run.amp_dtype), "channels_last": run.channels_last})
+    _append_metric(out / "metrics.jsonl", record)
+    epoch = record["epoch"]
+    final = epoch == cfg.epochs
+    ckpt = {"arch": cfg.arch, "num_classes": len(run.classes), "classes": run.classes, "epoch": epoch,
+            "epochs": cfg.epochs, "config": cfg.to_dict(), "model": state.model.state_dict(),
+            # a finished run keeps only the weights (smaller, nothing left to resume)
+            "optimizer": None if final else state.optimizer.state_dict(),
+            "scheduler": None if final else state.scheduler.state_dict(),
+            "scaler": state.scaler.state_dict() if state.scaler is not None and not final else None,
+            "complete": final}
+    with atomic_path(run.checkpoint) as tmp:
+        torch.save(ckpt, tmp)
+    if cfg.progress:
+        print(f"[pretrain] epoch {epoch}/{cfg.epochs} lr {record['lr']:.2e} loss {record['train_loss']:.4f} "
+              f"{record['images_per_s']:.0f} img/s", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Train (or resume, or return a finished) run; returns the path of ``checkpoint.pt``."""
+    import torch
+    import torch.distributed as dist
+
+    run = prepare_run(cfg)
+    # rank 0 owns the folder; the other torchrun processes only read its checkpoint
+    lock = output_lock(run.out, "a pre-training run") if run.rank == 0 else contextlib.nullcontext()
+    with lock:
+        load_resume(run)
+        if run.complete:
+            if run.rank == 0 and cfg.progress:
+                print(f"[pretrain] {run.out} is complete ({run.resume['epoch']} epochs); nothing to do")
+            return run.checkpoint
+        if run.world > 1 and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if run.device.type == "cuda" else "gloo")
+        if run.device.type == "cuda":
+            torch.cuda.set_device(run.device)
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+        data = build_data(run)
+        state = build_training(run)
+        if run.rank == 0:
+            _truncate_metrics(run.out / "metrics.jsonl", state.start_epoch)
+            if state.start_epoch == 0 and data.monitor is not None:
+                # kept in memory until the first finished epoch creates the folder
+                state.initial = {"epoch": 0, **_monitor(state.model, data.monitor, run.device, run.amp_dtype, run.channels_last)}
+        stop_at = cfg.epochs if cfg.stop_after is None else min(cfg.epochs, state.start_epoch + cfg.stop_after)
+        for epoch in range(state.start_epoch, stop_at):
+            record = train_one_epoch(epoch, run, data, state)
+            if run.rank == 0:
+                if state.initial is not None:
+                    run.out.mkdir(parents=True, exist_ok=True)
+                    _append_metric(run.out / "metrics.jsonl", state.initial)
+                    state.initial = None
+                save_epoch(run, data, state, record)
+            if run.world > 1:
+                dist.barrier()
+    if run.world > 1 and dist.is_initialized():
         dist.destroy_process_group()
-    return ckpt_path
+    return run.checkpoint
 
 
 def _monitor(model, loader, device, amp_dtype, channels_last) -> dict[str, float]:

@@ -42,10 +42,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise T2SError(f"checkpoint {path} not found", "give a file written by `t2s pretrain` (or its run folder)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a truncated / foreign file
-        raise T2SError(f"checkpoint {path} could not be read ({exc.__class__.__name__}: {exc})",
-                       "delete it and rerun the stage that wrote it") from exc
+        # weights_only: a checkpoint is tensors and plain containers; a crafted pickle cannot run code
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated / foreign / unsafe file
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise T2SError(f"checkpoint {path} could not be read safely ({exc.__class__.__name__}: {first})",
+                       "use a checkpoint written by `t2s pretrain` (files holding arbitrary Python objects are "
+                       "refused); if it is ours, it is damaged: delete it and rerun the stage that wrote it") from exc
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise T2SError(f"{path} is not a t2s checkpoint (no 'arch'/'model' entries)",
                        "use a checkpoint written by `t2s pretrain` or `t2s evaluate --save-model`")
@@ -79,19 +82,32 @@ def load_backbone(path: str | Path, arch: str | None = None, *, drop_path_rate: 
     ckpt = load_checkpoint(path)
     check_compatible(ckpt, arch=arch)
     model = create_backbone(ckpt["arch"], 0, drop_path_rate=drop_path_rate)
-    missing, unexpected = model.load_state_dict(backbone_state(ckpt["model"]), strict=False)
-    if missing or unexpected:
-        raise T2SError(f"{ckpt['path']}: weights do not fit a {ckpt['arch']} backbone "
-                       f"(missing {missing[:3]}, unexpected {unexpected[:3]})", "the file is damaged or foreign; re-create it")
+    load_weights(model, backbone_state(ckpt["model"]), ckpt)
     model.t2s_arch = ckpt["arch"]  # remembered for CKA / fine-tuning
     return model
+
+
+def load_weights(model, state: dict[str, Any], ckpt: dict[str, Any]) -> None:
+    """Load ``state`` into ``model`` strictly; a mismatch (e.g. an ``arch`` that does not match the weights)
+    becomes a clear error naming the checkpoint."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = str(exc).strip().splitlines()
+        raise T2SError(f"{ckpt.get('path', 'checkpoint')}: its weights do not fit a {ckpt.get('arch')!r} model "
+                       f"({detail[1].strip() if len(detail) > 1 else detail[0][:200]})",
+                       "the file is damaged, or its 'arch' entry does not match its weights: re-create it") from None
+    if missing or unexpected:
+        raise T2SError(f"{ckpt.get('path', 'checkpoint')}: weights do not fit a {ckpt.get('arch')!r} backbone "
+                       f"(missing {missing[:3]}, unexpected {unexpected[:3]})",
+                       "the file is damaged, or its 'arch' entry does not match its weights: re-create it")
 
 
 def load_stage_model(path: str | Path, stages: Sequence[int] = (1, 2, 3, 4)):
     """A ``features_only`` timm model returning the outputs of the given ResNet stages (1..4)."""
     ckpt = load_checkpoint(path)
     model = create_backbone(ckpt["arch"], features_only=True, out_indices=tuple(stages))
-    model.load_state_dict(backbone_state(ckpt["model"]), strict=True)
+    load_weights(model, backbone_state(ckpt["model"]), ckpt)
     return model
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .loop import PretrainConfig
+from .config import PretrainConfig
 
 
 class _SlurmPretrain:

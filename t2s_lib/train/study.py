@@ -2,89 +2,63 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
 
 from ..errors import T2SError
-from ..profiles import section
+from ..profiles import Profile
 
 
-def image_set_dir(prof: Mapping[str, Any], key: str) -> Path:
-    return Path(prof["run_dir"]) / "render" / key
-
-
-def pretrain_dir(prof: Mapping[str, Any], key: str) -> Path:
-    return Path(prof["run_dir"]) / "pretrain" / key
-
-
-def setting_keys(prof: Mapping[str, Any]) -> list[str]:
+def setting_keys(prof: Profile) -> list[str]:
     """The profile's ``pretrain.settings`` (presets, keys or indices) as published key strings."""
-    from ..settings import resolve_setting
-
-    return [resolve_setting(s).key for s in section(prof, "pretrain").get("settings", [])]
+    return prof.setting_keys()
 
 
-def ensure_image_set(prof: Mapping[str, Any], key: str) -> Path:
+def render_job(prof: Profile, key: str):
+    """The :class:`~t2s_lib.render.RenderJob` of a setting's pre-training set at this profile's scale."""
+    from ..render import RenderJob
+
+    spec, rnd = prof.pretrain.render, prof.render
+    return RenderJob.create(key, spec.images, spec.img_size, seed=prof.seed, classes=spec.classes, library=rnd.library,
+                            workers=rnd.workers, msaa=rnd.msaa, tonemap=rnd.tonemap, image_format=rnd.image_format)
+
+
+def ensure_image_set(prof: Profile, key: str) -> Path:
     """The rendered set of a setting, rendering it with the profile's sizes when it is not there yet."""
-    out = image_set_dir(prof, key)
+    from ..render import run_render_job
+
+    out = prof.layout.image_set(key)
     if (out / "dataset.json").is_file():
         return out
-    # Importing triton (pulled in by torch._dynamo when the first optimiser is built) after the
-    # renderer has created an EGL context segfaults the process (seen with moderngl 5.13 + Mesa EGL
-    # + torch 2.14 triton); importing it first, before any GL context exists, avoids the crash.
-    import torch._dynamo  # noqa: F401
-
-    try:
-        from ..render import render_dataset
-    except ImportError as exc:
-        raise T2SError(f"image set {out} is missing and the renderer is not available ({exc})",
-                       "run notebook 01 / `t2s render` first, or install the complete project") from exc
-    spec = dict(section(prof, "pretrain").get("render", {}))
-    render_cfg = dict(prof.get("render") or {})
-    kwargs: dict[str, Any] = {"images": int(spec.get("images", 100)), "size": int(spec.get("size", 64)),
-                              "seed": int(prof.get("seed", 0)), "classes": spec.get("classes")}
-    # renderer defaults of the profile's render: section (library, workers, msaa, tonemap)
-    for name in ("library", "workers", "msaa", "tonemap", "image_format"):
-        if render_cfg.get(name) is not None:
-            kwargs[name] = render_cfg[name]
-    return Path(render_dataset(key, out, progress=False, **kwargs))
+    return run_render_job(render_job(prof, key), out, progress=False)
 
 
-def pretrain_settings(prof: Mapping[str, Any], *, device: str | None = None, progress: bool = True) -> dict[str, Path]:
+def pretrain_settings(prof: Profile, *, device: str | None = None, progress: bool = True) -> dict[str, Path]:
     """Pre-train (or resume / reuse) one backbone per setting; returns ``{setting_key: checkpoint}``."""
-    from .loop import PretrainConfig, pretrain
-
-    recipe = dict(section(prof, "pretrain").get("recipe", {}))
-    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unknown = set(recipe) - fields
-    if unknown:
-        raise T2SError(f"profile pretrain.recipe has unknown key(s) {sorted(unknown)}", f"use: {', '.join(sorted(fields))}")
     from ..settings import resolve_setting
+    from .loop import pretrain
 
     out: dict[str, Path] = {}
-    base_seed = int(recipe.pop("seed", prof.get("seed", 0)))
-    for key in setting_keys(prof):
+    base_seed = int(prof.pretrain.recipe.get("seed", prof.seed))
+    for key in prof.setting_keys():
         data = ensure_image_set(prof, key)
-        cfg = PretrainConfig(**{**recipe, "data": str(data), "out": str(pretrain_dir(prof, key)),
-                                "device": device or prof.get("device", "auto"),
-                                # independent initialisations per setting (the paper's runs were unseeded),
-                                # reproducible: base seed + the setting's index 0..255
-                                "seed": base_seed + resolve_setting(key).index,
-                                "progress": progress})
+        cfg = prof.pretrain.config(data=str(data), out=str(prof.layout.pretrain_run(key)),
+                                   device=device or prof.device,
+                                   # independent initialisations per setting (the paper's runs were unseeded),
+                                   # reproducible: base seed + the setting's index 0..255
+                                   seed=base_seed + resolve_setting(key).index, progress=progress)
         out[key] = pretrain(cfg)
     return out
 
 
-def training_curves(prof: Mapping[str, Any]):
+def training_curves(prof: Profile):
     """One long table (setting, epoch, lr, train_loss, images_per_s, ...) over the profile's runs."""
     import pandas as pd
 
     from .loop import read_metrics
 
     frames = []
-    for key in setting_keys(prof):
-        run = pretrain_dir(prof, key)
+    for key in prof.setting_keys():
+        run = prof.layout.pretrain_run(key)
         if (run / "metrics.jsonl").is_file():
             frames.append(read_metrics(run).assign(setting=key))
     if not frames:

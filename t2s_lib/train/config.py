@@ -1,0 +1,64 @@
+"""The pre-training configuration: the published recipe as defaults (reference 7.1), with bounds.
+
+A profile's ``pretrain.recipe`` and the ``t2s pretrain`` flags set the same fields; both are
+checked against the same types, bounds and choices (:mod:`t2s_lib.schema`), so e.g. an image
+size of 0 or 100 000, or a negative image cap, is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import bounds, check_fields, choices
+
+#: Largest image side a run may ask for: the paper used 224 px; memory grows with its square.
+MAX_IMG_SIZE = 1024
+
+
+@dataclass
+class PretrainConfig:
+    """Defaults are the published recipe (ResNet-50, 100 epochs, AdamW 1e-3/0.05, batch 1024 ...)."""
+
+    data: str = ""
+    out: str = ""
+    arch: str = "resnet50"
+    epochs: int = field(default=100, metadata=bounds(1, 10000))
+    batch_size: int = field(default=1024, metadata=bounds(1))  # global: split over the torchrun processes
+    lr: float = field(default=1e-3, metadata=bounds(0, lo_open=True))
+    weight_decay: float = field(default=0.05, metadata=bounds(0))
+    opt: str = "adamw"
+    sched: str = "cosine"
+    warmup_epochs: int = field(default=20, metadata=bounds(0))
+    warmup_lr: float = field(default=1e-6, metadata=bounds(0))
+    min_lr: float = field(default=1e-5, metadata=bounds(0))
+    img_size: int = field(default=224, metadata=bounds(8, MAX_IMG_SIZE))
+    auto_augment: str | None = "rand-m9-mstd0.5-inc1"
+    interpolation: str = field(default="bicubic", metadata=choices("bicubic", "bilinear", "nearest"))
+    mixup: float = field(default=0.8, metadata=bounds(0))
+    cutmix: float = field(default=1.0, metadata=bounds(0))
+    smoothing: float = field(default=0.1, metadata=bounds(0, 0.99))
+    drop_path: float = field(default=0.1, metadata=bounds(0, 0.99))
+    amp: str = field(default="auto", metadata=choices("auto", "bf16", "fp16", "off"))
+    channels_last: str = field(default="auto", metadata=choices("auto", "on", "off"))
+    workers: int = field(default=4, metadata=bounds(0, 256))
+    seed: int = field(default=0, metadata=bounds(0))
+    device: str = "auto"
+    max_images: int | None = field(default=None, metadata=bounds(1))  # use a fixed random subset (smoke runs)
+    monitor_images: int = field(default=0, metadata=bounds(0))  # >0: clean loss/acc on that many training images per epoch
+    progress: bool = True
+    stop_after: int | None = field(default=None, metadata=bounds(1))  # stop after this many epochs in *this* call
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # fields that must agree between a checkpoint and a resumed run
+    RESUME_KEYS = ("arch", "epochs", "batch_size", "lr", "weight_decay", "opt", "sched", "warmup_epochs",
+                   "img_size", "auto_augment", "mixup", "cutmix", "smoothing", "drop_path", "seed", "max_images")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self, where: str = "pretrain") -> "PretrainConfig":
+        """Refuse wrong types and out-of-range values, naming the option."""
+        check_fields(self, where)
+        return self
