@@ -53,7 +53,7 @@ def dataset_rate(setting: str, images: int, size: int, workers: int, classes: in
     tmp = Path(tempfile.mkdtemp(prefix="t2s-bench-"))
     try:
         t0 = time.perf_counter()
-        render_dataset(setting, tmp / "ds", images=images, size=size, workers=workers, classes=classes, msaa=msaa,
+        render_dataset(setting, tmp / "ds", images=images, img_size=size, workers=workers, classes=classes, msaa=msaa,
                        progress=False)
         return images / (time.perf_counter() - t0)
     finally:
@@ -70,8 +70,8 @@ def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
 
     mi.set_variant("scalar_rgb")
     from t2s_lib.assets import load_hdri, load_library
-    from t2s_lib.render.gl import CANONICAL_SUN, ENV_LIGHT, FOCAL_LENGTH, SUN_STRENGTH, _rot_xyz, look_rotation
-    from t2s_lib.render.scene import APERTURE_SHARP, CAMERA_DIR, CAMERA_DISTANCE, FOV_DEG, OBJECT_RADIUS, material_table
+    from t2s_lib.render.resolve import resolve_scene
+    from t2s_lib.render.scene import material_table
 
     lib = load_library("sweethome3d")
     tmp = Path(tempfile.mkdtemp(prefix="t2s-mitsuba-"))
@@ -105,26 +105,22 @@ def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
     table = material_table()
     t0 = time.perf_counter()
     for s in scenes:
-        cam_pos = CAMERA_DIR * CAMERA_DISTANCE * s.distance_factor
-        obj = np.eye(4)
-        obj[:3, :3] = _rot_xyz(s.rotation_deg) * OBJECT_RADIUS
-        env_rot = np.eye(3) if s.view_dir is None else look_rotation(np.asarray(s.view_dir)) @ look_rotation(-CAMERA_DIR).T
-        sun = np.asarray(s.light_dir if s.light_dir is not None else CANONICAL_SUN, float)
-        sun_rig = env_rot.T @ (sun / np.linalg.norm(sun))
+        rs = resolve_scene(s, load_hdri(s.hdri).sun_dir)  # the same geometry and light the GL renderer draws
+        obj = rs.model_matrix()
         env_m = np.eye(4)
-        env_m[:3, :3] = env_rot.T
+        env_m[:3, :3] = rs.env_rot.T
         # Mitsuba's envmap convention differs from ours by a fixed rotation; irrelevant for timing.
         scene = {"type": "scene", "integrator": {"type": "path", "max_depth": 3},
-                 "env": {"type": "envmap", "bitmap": env_of(s.hdri), "scale": ENV_LIGHT,
+                 "env": {"type": "envmap", "bitmap": env_of(s.hdri), "scale": rs.env_light,
                          "to_world": mi.ScalarTransform4f(env_m.tolist())},
-                 "sun": {"type": "directional", "direction": (-sun_rig).tolist(),
-                         "irradiance": {"type": "rgb", "value": [c * SUN_STRENGTH * s.light_intensity for c in s.light_color]}}}
-        sensor = {"type": "perspective", "fov": FOV_DEG, "fov_axis": "y",
-                  "to_world": mi.ScalarTransform4f().look_at(origin=cam_pos.tolist(), target=[0, 0, 0], up=[0, 1, 0]),
+                 "sun": {"type": "directional", "direction": (-rs.sun_dir).tolist(),
+                         "irradiance": {"type": "rgb", "value": list(rs.sun_radiance)}}}
+        sensor = {"type": "perspective", "fov": rs.fov_deg, "fov_axis": "y",
+                  "to_world": mi.ScalarTransform4f().look_at(origin=rs.cam_pos.tolist(), target=[0, 0, 0], up=[0, 1, 0]),
                   "film": {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": "box"}},
                   "sampler": {"type": "independent", "sample_count": spp}}
-        if s.aperture < APERTURE_SHARP:
-            sensor.update(type="thinlens", aperture_radius=FOCAL_LENGTH / s.aperture / 2, focus_distance=s.focus_distance)
+        if not rs.sharp:
+            sensor.update(type="thinlens", aperture_radius=rs.lens_aperture_radius, focus_distance=rs.focus_distance)
         scene["sensor"] = sensor
         for p, (fname, mat) in enumerate(parts_of(s.model)):
             if s.materials is not None:

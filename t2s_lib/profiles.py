@@ -364,6 +364,30 @@ def _set_dotted(data: dict, dotted: str, value: Any, where: str) -> None:
     node[keys[-1]] = value
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["device=cuda", "tasks.unseen=[digits]"]`` -> ``{"device": "cuda", "tasks.unseen": ["digits"]}`` (YAML values)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise T2SError(f"--set {item!r} is not KEY=VALUE", "write e.g. --set device=cuda or --set pretrain.recipe.epochs=2")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise T2SError(f"--set {item!r}: the value is not valid YAML ({exc})", "quote it or fix the syntax") from None
+    return out
+
+
+def save_profile(prof: Profile, path: str | Path) -> Path:
+    """Write a resolved profile as YAML (every section, absolute folders): loadable with :func:`load_profile`."""
+    from .io import write_text
+
+    data = prof.as_dict()
+    for key in ("profile_file", "notebook"):
+        data.pop(key, None)
+    return write_text(path, f"# resolved from {prof.profile_file}\n" + yaml.safe_dump(data, sort_keys=False))
+
+
 def load_profile(name_or_path: str | Path | Profile = "smoke", overrides: Mapping[str, Any] | None = None) -> Profile:
     """Load and validate a profile (a name, a YAML path, or an already loaded :class:`Profile`)."""
     if isinstance(name_or_path, Profile):

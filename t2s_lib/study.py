@@ -38,14 +38,23 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> l
     return chosen
 
 
-def run_study(profile: str = "cpu", only: Sequence[str] | None = None, kernel_name: str | None = None) -> list[dict]:
-    """Execute the notebooks with papermill; return one record per notebook (name, seconds)."""
+def run_study(profile: str = "cpu", only: Sequence[str] | None = None, kernel_name: str | None = None,
+              overrides: dict | None = None) -> list[dict]:
+    """Execute the notebooks with papermill; return one record per notebook (name, seconds).
+
+    With ``overrides`` (dotted profile keys) the resolved profile is written to
+    ``<run_dir>/profile.yaml`` and the notebooks run with that file.
+    """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    prof = load_profile(profile)
+    from .profiles import save_profile
+
+    prof = load_profile(profile, overrides)
     out_dir = prof.layout.notebooks
     out_dir.mkdir(parents=True, exist_ok=True)
+    if overrides:
+        profile = str(save_profile(prof, prof.run_dir / "profile.yaml"))
     records = []
     for nb in select_notebooks(study_notebooks(), only):
         target = out_dir / nb.name

@@ -197,6 +197,72 @@ def embedding_cache_dir() -> Path:
     return cache_layout().task2vec
 
 
+def penultimate_features(model, images: "_Images", batch_size: int, dev):
+    """Step 2: the probe's ``fc`` inputs for the chosen images (BN in training mode, no gradients)."""
+    import torch
+    import torch.nn as nn
+
+    trunk = nn.Sequential(*[m for name, m in model.named_children() if name != "fc"])
+    feats = []
+    with torch.no_grad():
+        for a, b in _batches(len(images.y), batch_size):
+            x, _ = images.batch(slice(a, b), dev)
+            feats.append(torch.flatten(trunk(x), 1).cpu())
+    return torch.cat(feats)
+
+
+def train_head(fc, feats, labels, opts: Task2VecOptions, generator, dev) -> float:
+    """Step 3: train the new ``fc`` alone on cached features (Adam, class-balanced draws, drop_last);
+    returns its training accuracy."""
+    import torch
+    import torch.nn.functional as F
+
+    optim = torch.optim.Adam(fc.parameters(), lr=opts.classifier_lr, weight_decay=opts.classifier_wd)
+    bs = opts.batch_size
+    for _ in range(opts.classifier_epochs):
+        draws = _balanced_draws(labels, opts.classifier_samples, generator)
+        for k in range(max(1, len(draws) // bs)):  # drop_last
+            sel = draws[k * bs:(k + 1) * bs]
+            loss = F.cross_entropy(fc(feats[sel].to(dev)), labels[sel].to(dev))
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+    with torch.no_grad():
+        return float((fc(feats.to(dev)).argmax(1).cpu() == labels).float().mean())
+
+
+def monte_carlo_fisher(model, images: "_Images", opts: Task2VecOptions, generator, dev) -> tuple[np.ndarray, int]:
+    """Steps 4-5: squared batch gradients of every conv/BN weight under labels sampled from the model's
+    own softmax, averaged over batches, then one value per output filter. Returns (vector, images used)."""
+    import torch
+    import torch.nn.functional as F
+
+    mods = fisher_modules(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for _, m in mods:  # only conv/BN weights need gradients: biases and fc are not in the vector
+        m.weight.requires_grad_(True)
+    acc = [torch.zeros_like(m.weight) for _, m in mods]
+    draws = _balanced_draws(images.y, opts.fisher_samples, generator)
+    fbs = opts.fisher_batch_size
+    n_batches = max(1, len(draws) // fbs)  # drop_last, as the published sampler loop
+    for k in range(n_batches):
+        sel = draws[k * fbs:(k + 1) * fbs] if len(draws) >= fbs else draws
+        x, _ = images.batch(sel, dev)
+        logits = model(x)
+        with torch.no_grad():  # labels sampled from the model's own predictive distribution
+            probs = F.softmax(logits.float(), dim=1).cpu()
+            y_hat = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(dev)
+        loss = F.cross_entropy(logits, y_hat)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            for a_, (_, m) in zip(acc, mods):
+                a_.add_(m.weight.grad.detach() ** 2)
+    hessian = torch.cat([(a_ / n_batches).reshape(a_.shape[0], -1).mean(1).cpu() for a_ in acc]).numpy().astype(np.float32)
+    return hessian, n_batches * min(fbs, len(draws))
+
+
 def embed_task(
     task,
     options: Task2VecOptions | None = None,
@@ -224,7 +290,6 @@ def embed_task(
         finally:
             torch.set_num_threads(before)
     import torch.nn as nn
-    import torch.nn.functional as F
 
     from ..device import resolve_device
     from ..tasks import get_task
@@ -254,77 +319,27 @@ def embed_task(
     idx = stratified_indices(labels_all, fraction=opts.fraction, max_total=opts.max_samples, seed=opts.seed)
     images = _Images(task, idx, opts, num_workers=num_workers)
     n = len(images.y)
-    present = torch.unique(images.y)
-    if len(present) < 2:
+    if len(torch.unique(images.y)) < 2:
         raise T2SError(f"task {task.name!r}: the chosen images hold a single class", "use a larger fraction or check the data")
     t_data = time.perf_counter() - t0
 
     # Generators: one for the fc init / classifier draws, one for the Fisher draws and labels.
     g = torch.Generator().manual_seed(int(opts.seed))
     num_classes = max(task.num_classes, int(images.y.max()) + 1)
-    feat_dim = model.fc.in_features
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(opts.seed) + 7919)
-        model.fc = nn.Linear(feat_dim, num_classes)
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
     model.to(dev).train()  # BN in training mode throughout (as the published embedding run)
 
-    # 2. penultimate features of the chosen images
     t1 = time.perf_counter()
-    trunk = nn.Sequential(*[m for name, m in model.named_children() if name != "fc"])
-    feats = []
-    with torch.no_grad():
-        for a, b in _batches(n, opts.batch_size):
-            x, _ = images.batch(slice(a, b), dev)
-            feats.append(torch.flatten(trunk(x), 1).cpu())
-    feats_t = torch.cat(feats)
+    feats = penultimate_features(model, images, opts.batch_size, dev)
     t_feat = time.perf_counter() - t1
-
-    # 3. classifier head alone, class-balanced
     t2 = time.perf_counter()
-    fc = model.fc
-    optim = torch.optim.Adam(fc.parameters(), lr=opts.classifier_lr, weight_decay=opts.classifier_wd)
-    bs = opts.batch_size
-    for _ in range(opts.classifier_epochs):
-        draws = _balanced_draws(images.y, opts.classifier_samples, g)
-        for k in range(max(1, len(draws) // bs)):  # drop_last
-            sel = draws[k * bs:(k + 1) * bs]
-            loss = F.cross_entropy(fc(feats_t[sel].to(dev)), images.y[sel].to(dev))
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-    with torch.no_grad():
-        head_acc = float((fc(feats_t.to(dev)).argmax(1).cpu() == images.y).float().mean())
+    head_acc = train_head(model.fc, feats, images.y, opts, g, dev)
     t_head = time.perf_counter() - t2
-
-    # 4. Monte-Carlo Fisher
     t3 = time.perf_counter()
-    mods = fisher_modules(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for _, m in mods:  # only conv/BN weights need gradients: biases and fc are not in the vector
-        m.weight.requires_grad_(True)
-    acc = [torch.zeros_like(m.weight) for _, m in mods]
-    draws = _balanced_draws(images.y, opts.fisher_samples, g)
-    fbs = opts.fisher_batch_size
-    n_batches = max(1, len(draws) // fbs)  # drop_last, as the published sampler loop
-    for k in range(n_batches):
-        sel = draws[k * fbs:(k + 1) * fbs] if len(draws) >= fbs else draws
-        x, _ = images.batch(sel, dev)
-        logits = model(x)
-        with torch.no_grad():  # labels sampled from the model's own predictive distribution
-            probs = F.softmax(logits.float(), dim=1).cpu()
-            y_hat = torch.multinomial(probs, 1, generator=g).squeeze(1).to(dev)
-        loss = F.cross_entropy(logits, y_hat)
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            for a_, (_, m) in zip(acc, mods):
-                a_.add_(m.weight.grad.detach() ** 2)
+    hessian, n_fisher_images = monte_carlo_fisher(model, images, opts, g, dev)
     t_fisher = time.perf_counter() - t3
-    n_fisher_images = n_batches * min(fbs, len(draws))
-
-    # 5. one value per output filter
-    hessian = torch.cat([(a_ / n_batches).reshape(a_.shape[0], -1).mean(1).cpu() for a_ in acc]).numpy().astype(np.float32)
     lay = layout(model)
     if opts.probe in EXPECTED_DIM and hessian.size != EXPECTED_DIM[opts.probe]:
         raise RuntimeError(f"embedding has {hessian.size} entries, expected {EXPECTED_DIM[opts.probe]}")

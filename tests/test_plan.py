@@ -1,0 +1,56 @@
+"""`t2s study --plan`: validates the profile, data, assets and devices and costs each stage, running nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from t2s_lib.cli import main as cli
+from t2s_lib.plan import NOTEBOOK_STAGES, plan_study
+
+
+def test_smoke_and_cpu_plans_are_complete_here(lib, digits_task, tmp_path, monkeypatch):
+    monkeypatch.setenv("T2S_RUNS", str(tmp_path / "runs"))
+    for name in ("smoke", "cpu"):
+        plan = plan_study(name)
+        assert plan.ok, plan.missing
+        assert [s.notebook for s in plan.stages] == list(NOTEBOOK_STAGES)
+        assert all(s.seconds("cpu") >= 0 for s in plan.stages)
+    assert not (tmp_path / "runs").exists()  # planning runs nothing and writes nothing
+
+
+def test_paper_plan_names_only_datasets_gpu_and_unfetched_assets(monkeypatch, capsys):
+    import torch
+
+    monkeypatch.delenv("T2S_DATA_ROOT", raising=False)
+    plan = plan_study("paper")
+    kinds = {m["what"].split(" ")[0] for m in plan.missing}
+    assert sum(m["what"].startswith("paper dataset") for m in plan.missing) == 20
+    allowed = {"paper", "object"} | ({"a"} if not torch.cuda.is_available() else set())
+    assert kinds <= allowed, plan.missing
+    for m in plan.missing:
+        assert m["fix"], m
+    # paper scale: pre-training 3 x 40k images x 100 epochs of ResNet-50 is far beyond this CPU
+    pretrain = next(s for s in plan.stages if s.stage == "pretrain")
+    assert pretrain.seconds("cpu") > 100 * 3600 > pretrain.seconds("cuda")
+    assert cli(["study", "--profile", "paper", "--plan", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profile"] == "paper" and not out["ok"] and len(out["stages"]) == 6
+    assert out["throughput"]["cuda"]["source"] == "assumed"
+
+
+def test_plan_of_an_invalid_profile_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\npretrain: {recipe: {img_size: 0}}\n")
+    assert cli(["study", "--profile", str(bad), "--plan"]) == 2
+    assert "pretrain.recipe.img_size: 0 is out of range" in capsys.readouterr().err
+
+
+def test_costs_scale_with_the_work():
+    from t2s_lib.plan import _pretrain_stage
+    from t2s_lib.profiles import load_profile
+
+    small = _pretrain_stage(load_profile("cpu"))
+    double = _pretrain_stage(load_profile("cpu", overrides={"pretrain.recipe.epochs": 20}))
+    assert double.train_gflop == pytest.approx(2 * small.train_gflop)
