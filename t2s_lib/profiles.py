@@ -251,9 +251,60 @@ class CkaSection:
         _check_tasks(self.tasks, f"{where}.tasks")
 
 
+@dataclass(frozen=True)
+class ReplicateSpec:
+    """Extra seeds (render + initialisation) for some settings: every table carries its own noise estimate."""
+
+    settings: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list, metadata=NON_NEGATIVE)
+
+    def validate(self, where: str) -> None:
+        _check_settings(self.settings, f"{where}.settings")
+
+
+@dataclass(frozen=True)
+class SlurmSpec:
+    """Resources of one reward-table cell on a Slurm cluster (submitit job arrays)."""
+
+    partition: str | None = None
+    gpus_per_node: int = field(default=1, metadata=bounds(0, 16))
+    cpus_per_task: int = field(default=10, metadata=bounds(1, 256))
+    mem_gb: int | None = field(default=None, metadata=POSITIVE)
+    timeout_min: int = field(default=24 * 60, metadata=POSITIVE)
+    array_parallelism: int = field(default=32, metadata=POSITIVE)  # at most this many cells at once
+
+
+@dataclass(frozen=True)
+class RewardsSection:
+    """The reward-table builder (``t2s rewards build``): which settings, seeds and tasks, and where it runs.
+    Images, pre-training and 5-NN options come from the ``pretrain``, ``render`` and ``evaluate`` sections."""
+
+    design: str = field(default="explicit", metadata=choices("explicit", "subgrid", "full", "ff16", "ff32"))
+    settings: list[str] = field(default_factory=list)  # design: explicit
+    vary: list[str] = field(default_factory=list)  # design: subgrid
+    fixed: dict[str, bool] = field(default_factory=dict)  # design: subgrid
+    seeds: list[int] = field(default_factory=lambda: [0], metadata=NON_NEGATIVE)
+    replicates: ReplicateSpec = field(default_factory=ReplicateSpec)
+    scratch: bool = True  # also measure the randomly initialised backbone (per seed)
+    tasks: list[str] | None = None  # null: evaluate.tasks
+    keep_images: bool = False  # keep each cell's rendered images after pre-training
+    executor: str = field(default="inline", metadata=choices("inline", "local", "slurm"))
+    max_parallel: int = field(default=1, metadata=bounds(1, 256))  # local executor: cells at once
+    slurm: SlurmSpec = field(default_factory=SlurmSpec)
+
+    def validate(self, where: str) -> None:
+        from .settings import PARAMETERS
+
+        _check_settings(self.settings, f"{where}.settings")
+        for name in (*self.vary, *self.fixed):
+            if name not in PARAMETERS:
+                raise T2SError(f"{where}: unknown parameter {name!r} in vary/fixed", f"use some of: {', '.join(PARAMETERS)}")
+        _check_tasks(self.tasks or [], f"{where}.tasks")
+
+
 SECTIONS: dict[str, type] = {
     "render": RenderSection, "tasks": TasksSection, "task2vec": Task2VecSection, "policy": PolicySection,
-    "pretrain": PretrainSection, "evaluate": EvaluateSection, "cka": CkaSection,
+    "pretrain": PretrainSection, "evaluate": EvaluateSection, "cka": CkaSection, "rewards": RewardsSection,
 }
 
 
@@ -274,6 +325,7 @@ class Profile:
     pretrain: PretrainSection = field(default_factory=PretrainSection)
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     cka: CkaSection = field(default_factory=CkaSection)
+    rewards: RewardsSection = field(default_factory=RewardsSection)
     notebook: str = ""  # set by t2s_lib.notebook.setup: recorded in figure provenance
 
     @property

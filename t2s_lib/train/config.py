@@ -47,13 +47,16 @@ class PretrainConfig:
     device: str = "auto"
     max_images: int | None = field(default=None, metadata=bounds(1))  # use a fixed random subset (smoke runs)
     monitor_images: int = field(default=0, metadata=bounds(0))  # >0: clean loss/acc on that many training images per epoch
+    # >0: hold out this fraction of every class (seeded) and report clean val_loss / val_acc per epoch
+    val_fraction: float = field(default=0.0, metadata=bounds(0, 0.5))
     progress: bool = True
     stop_after: int | None = field(default=None, metadata=bounds(1))  # stop after this many epochs in *this* call
     extra: dict[str, Any] = field(default_factory=dict)
 
     # fields that must agree between a checkpoint and a resumed run
     RESUME_KEYS = ("arch", "epochs", "batch_size", "lr", "weight_decay", "opt", "sched", "warmup_epochs",
-                   "img_size", "auto_augment", "mixup", "cutmix", "smoothing", "drop_path", "seed", "max_images")
+                   "img_size", "auto_augment", "mixup", "cutmix", "smoothing", "drop_path", "seed", "max_images",
+                   "val_fraction")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

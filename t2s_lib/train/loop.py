@@ -159,7 +159,8 @@ class TrainData:
     sampler: Any
     loader_kw: dict[str, Any]
     per_rank_batch: int
-    monitor: Any = None
+    monitor: Any = None  # clean loss/accuracy on training images
+    val: Any = None  # clean loss/accuracy on the held-out validation split
 
     def loader(self, seed: int, epoch: int):
         import torch
@@ -179,6 +180,12 @@ def build_data(run: RunContext) -> TrainData:
     cfg = run.cfg
     dataset = image_folder(cfg.data, transform=train_transform(cfg.img_size, auto_augment=cfg.auto_augment,
                                                                interpolation=cfg.interpolation))
+    val = None
+    if cfg.val_fraction > 0:
+        train_idx, val_idx = validation_split(dataset.targets, cfg.val_fraction, cfg.seed)
+        clean = image_folder(cfg.data, transform=eval_transform(cfg.img_size, interpolation=cfg.interpolation))
+        val = DataLoader(Subset(clean, val_idx), batch_size=256, num_workers=0)
+        dataset = Subset(dataset, train_idx)
     if cfg.max_images and cfg.max_images < len(dataset):
         g = torch.Generator().manual_seed(cfg.seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=g)[: cfg.max_images].tolist())
@@ -199,7 +206,23 @@ def build_data(run: RunContext) -> TrainData:
         g = torch.Generator().manual_seed(cfg.seed + 1)
         idx = torch.randperm(len(mon_ds), generator=g)[: cfg.monitor_images].tolist()
         monitor = DataLoader(Subset(mon_ds, idx), batch_size=min(256, len(idx)), num_workers=0)
-    return TrainData(dataset, sampler, loader_kw, per_rank, monitor)
+    return TrainData(dataset, sampler, loader_kw, per_rank, monitor, val)
+
+
+def validation_split(targets, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) indices: from every class, a seeded ``fraction`` (at least one image) held out."""
+    import numpy as np
+
+    targets = np.asarray(targets)
+    rng = np.random.default_rng([seed, 4242])
+    train, val = [], []
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        rng.shuffle(idx)
+        k = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+        val += idx[:k].tolist()
+        train += idx[k:].tolist()
+    return sorted(train), sorted(val)
 
 
 @dataclass
@@ -306,10 +329,15 @@ def save_epoch(run: RunContext, data: TrainData, state: TrainState, record: dict
     cfg, out = run.cfg, run.out
     if data.monitor is not None:
         record.update(_monitor(state.model, data.monitor, run.device, run.amp_dtype, run.channels_last))
+    if data.val is not None:
+        m = _monitor(state.model, data.val, run.device, run.amp_dtype, run.channels_last)
+        record.update(val_loss=m["monitor_loss"], val_acc=m["monitor_acc"])
     first = not out.is_dir()
     out.mkdir(parents=True, exist_ok=True)
     if first or not (out / "config.json").is_file():
         write_json(out / "config.json", {**cfg.to_dict(), "classes": run.classes, "num_images": len(data.dataset),
+                                         "num_val_images": len(data.val.dataset) if data.val is not None else 0,
+                                         "chance_acc": 100.0 / len(run.classes),
                                          "world_size": run.world, "per_process_batch": data.per_rank_batch,
                                          "amp": str(run.amp_dtype), "channels_last": run.channels_last})
     _append_metric(out / "metrics.jsonl", record)

@@ -1,0 +1,220 @@
+"""Build a reward table: run every pending cell (in this process, as local subprocesses, or as a Slurm
+job array, all through submitit), then assemble the table from the cells' results.
+
+Output folder layout::
+
+    spec.json            the resolved spec (settings, seeds, tasks, recipe) and its identity hash
+    cells/<key>/s<seed>/ one folder per cell (see :mod:`t2s_lib.rewards.cells`)
+    reward_table.json    {task: {setting_key: 5-NN %}}, seed-averaged: the published reward_db schema,
+                         read unchanged by the policy code
+    rewards.csv          tidy: setting, seed, backbone, task, metric, value (one row per measurement,
+                         scratch and every seed included) + per-cell pre-training rows
+    failed.json          the cells that failed in the last build, with their errors (absent if none)
+    slurm/               submitit's job files (Slurm executor)
+
+Executors (no home-made scheduler): ``inline`` (this process, sequentially), ``debug``
+(submitit's in-process executor, for tests), ``local`` (submitit's local executor: one
+subprocess per cell, at most ``max_parallel`` at once), ``slurm`` (a submitit job array with a
+concurrency cap; a pre-empted or timed-out job is requeued and resumes from the cell's checkpoint;
+several GPUs per job run torchrun inside the job).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import T2SError
+from ..io import atomic_path, write_json
+from .cells import cell_dir, cell_done, knn_path, run_cell
+from .spec import Cell, RewardSpec, read_spec
+
+EXECUTORS = ("inline", "debug", "local", "slurm")
+
+
+class CellJob:
+    """A picklable cell job (what submitit runs); ``checkpoint`` makes a pre-empted job requeue itself."""
+
+    def __init__(self, table: str, cell: Cell, render_workers: int = 1, gpus: int = 1):
+        self.table, self.cell, self.render_workers, self.gpus = table, cell, render_workers, gpus
+
+    def __call__(self) -> dict[str, Any]:
+        spec = read_spec(Path(self.table))
+        return run_cell(self.table, spec, self.cell, render_workers=self.render_workers, gpus=self.gpus)
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        import submitit
+
+        # the cell resumes from what it finished (render chunks, pre-training checkpoint, 5-NN files)
+        return submitit.helpers.DelayedSubmission(CellJob(self.table, self.cell, self.render_workers, self.gpus))
+
+
+@dataclass
+class BuildResult:
+    table: Path
+    done: list[str]
+    failed: dict[str, str]
+    skipped: list[str]
+    seconds: float
+
+
+def slurm_executor(table: Path, slurm: Any, n_jobs: int, *, cluster: str | None = "slurm"):
+    """A submitit executor for cell jobs: one task per job, a job array capped at ``array_parallelism``."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(table / "slurm" / "%j"), cluster=cluster)
+    params: dict[str, Any] = {"timeout_min": slurm.timeout_min, "nodes": 1, "tasks_per_node": 1,
+                              "cpus_per_task": slurm.cpus_per_task, "gpus_per_node": slurm.gpus_per_node,
+                              "name": "t2s-rewards", "slurm_array_parallelism": min(n_jobs, slurm.array_parallelism)}
+    if slurm.partition:
+        params["slurm_partition"] = slurm.partition
+    if slurm.mem_gb:
+        params["mem_gb"] = slurm.mem_gb
+    executor.update_parameters(**params)
+    return executor
+
+
+def _run_submitit(jobs: list[CellJob], executor) -> dict[str, str]:
+    """Submit every job (as one array where the executor supports it) and wait; returns failures."""
+    failures: dict[str, str] = {}
+    with executor.batch():
+        handles = [executor.submit(job) for job in jobs]
+    for job, handle in zip(jobs, handles):
+        try:
+            handle.result()
+        except Exception as exc:  # submitit wraps the job's exception (its text keeps our message)
+            failures[job.cell.name] = _short(exc)
+    return failures
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, T2SError):
+        return exc.problem
+    text = str(exc).strip().splitlines()
+    errors = [line for line in text if "T2SError" in line or "Error" in line]
+    return (errors[-1] if errors else (text[-1] if text else type(exc).__name__))[:500]
+
+
+def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline", max_parallel: int = 1,
+                render_workers: int = 1, slurm: Any = None, log: Callable[[str], None] = print) -> BuildResult:
+    """Run the pending cells of ``spec`` in ``table`` and assemble the table (also after failures)."""
+    from .spec import check_tasks, write_spec
+
+    if executor not in EXECUTORS:
+        raise T2SError(f"unknown executor {executor!r}", f"use one of: {', '.join(EXECUTORS)}")
+    table = Path(table)
+    check_tasks(spec)
+    table.mkdir(parents=True, exist_ok=True)
+    write_spec(table, spec)
+    t0 = time.perf_counter()
+    cells = spec.cells()
+    pending = [c for c in cells if not cell_done(table, spec, c)]
+    skipped = [c.name for c in cells if c not in pending]
+    log(f"[rewards] {len(cells)} cells ({len(skipped)} complete, {len(pending)} to run) x {len(spec.tasks)} tasks "
+        f"-> {table} (executor {executor})")
+    failures: dict[str, str] = {}
+    if executor == "inline":
+        for cell in pending:
+            try:
+                run_cell(table, spec, cell, render_workers=render_workers, log=log)
+            except T2SError as exc:
+                failures[cell.name] = exc.problem
+                log(f"[rewards] {cell.name} FAILED: {exc.problem}")
+    elif pending:
+        import submitit
+
+        jobs = [CellJob(str(table), c, render_workers, gpus=(slurm.gpus_per_node if executor == "slurm" and slurm else 1))
+                for c in pending]
+        if executor == "slurm":
+            if slurm is None:
+                raise T2SError("the slurm executor needs the profile's rewards.slurm resources", "use --profile")
+            failures = _run_submitit(jobs, slurm_executor(table, slurm, len(jobs)))
+        elif executor == "debug":
+            failures = _run_submitit(jobs, submitit.AutoExecutor(folder=str(table / "submitit"), cluster="debug"))
+        else:
+            ex = submitit.AutoExecutor(folder=str(table / "submitit" / "%j"), cluster="local")
+            ex.update_parameters(timeout_min=24 * 60)
+            for start in range(0, len(jobs), max_parallel):  # at most max_parallel cells at once
+                failures.update(_run_submitit(jobs[start:start + max_parallel], ex))
+    assemble(table, spec)
+    if failures:
+        write_json(table / "failed.json", failures)
+    elif (table / "failed.json").exists():
+        (table / "failed.json").unlink()
+    done = [c.name for c in cells if cell_done(table, spec, c)]
+    return BuildResult(table, done, failures, skipped, time.perf_counter() - t0)
+
+
+def collect_rows(table: Path, spec: RewardSpec) -> list[dict[str, Any]]:
+    """Every finished measurement of the table: 5-NN per (cell, task) and pre-training per cell."""
+    rows = []
+    for cell in spec.cells():
+        backbone = cell.setting if not cell.is_scratch else f"scratch:{spec.recipe.get('arch', 'resnet50')}"
+        for task in spec.tasks:
+            path = knn_path(table, cell, task)
+            if path.is_file():
+                rec = json.loads(path.read_text())
+                rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": task,
+                             "metric": "knn_top1", "value": rec["value"]})
+        manifest = cell_dir(table, cell) / "cell.json"
+        if manifest.is_file():
+            last = json.loads(manifest.read_text())["final_epoch"]
+            for metric in ("val_acc", "train_loss", "val_loss"):
+                if metric in last and last[metric] is not None:
+                    rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": "pretrain",
+                                 "metric": f"pretrain_{metric}", "value": last[metric]})
+    return rows
+
+
+def seed_averaged(rows: list[dict[str, Any]], metric: str = "knn_top1") -> dict[str, dict[str, float]]:
+    """``{task: {setting_key: mean over seeds}}`` (settings only; scratch is left out of the reward table)."""
+    from .spec import SCRATCH
+
+    acc: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        if r["metric"] == metric and r["setting"] != SCRATCH:
+            acc.setdefault(r["task"], {}).setdefault(r["setting"], []).append(float(r["value"]))
+    return {t: {k: round(sum(v) / len(v), 4) for k, v in by.items()} for t, by in acc.items()}
+
+
+def assemble(table: Path, spec: RewardSpec) -> dict[str, dict[str, float]]:
+    """Write ``reward_table.json`` (seed-averaged, published schema) and ``rewards.csv`` from the cells."""
+    import pandas as pd
+
+    rows = collect_rows(table, spec)
+    rewards = seed_averaged(rows)
+    write_json(table / "reward_table.json", rewards)
+    columns = ["setting", "seed", "backbone", "task", "metric", "value"]
+    with atomic_path(table / "rewards.csv") as tmp:
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
+    return rewards
+
+
+def table_status(table: str | Path) -> dict[str, Any]:
+    """What is done in a table folder: per cell, the stage reached and the tasks evaluated."""
+    table = Path(table)
+    spec = read_spec(table)
+    cells = []
+    for cell in spec.cells():
+        folder = cell_dir(table, cell)
+        knn = [t for t in spec.tasks if knn_path(table, cell, t).is_file()]
+        if cell.is_scratch:
+            stage = "n/a"
+        elif (folder / "cell.json").is_file():
+            stage = "pre-trained"
+        elif (folder / "pretrain" / "checkpoint.pt").is_file():
+            stage = "pre-training"
+        elif (folder / "images" / "dataset.json").is_file():
+            stage = "rendered"
+        elif (folder / ".images.partial").exists():
+            stage = "rendering"
+        else:
+            stage = "pending"
+        cells.append({"cell": cell.name, "stage": stage, "knn_tasks": len(knn), "tasks": len(spec.tasks),
+                      "done": cell_done(table, spec, cell)})
+    failed = json.loads((table / "failed.json").read_text()) if (table / "failed.json").is_file() else {}
+    return {"table": str(table), "identity": spec.identity, "cells": cells, "done": sum(c["done"] for c in cells),
+            "total": len(cells), "failed": failed}

@@ -1,0 +1,163 @@
+"""What a reward table measures, as plain data: the settings and seeds (cells), the tasks, and the
+recipe every cell shares (image set, pre-training, 5-NN options).
+
+A :class:`RewardSpec` is resolved from a profile (sections ``rewards``, ``pretrain``, ``render``,
+``evaluate``) and command-line overrides, and written to ``<table>/spec.json``. Its *identity*
+(image set, renderer, pre-training recipe, 5-NN options) must match for cells to be reused; the
+settings, seeds and tasks may grow between runs (new cells and tasks are added, finished ones kept).
+
+Seeds: a cell ``(setting, seed)`` renders with seed ``seed`` and pre-trains with seed
+``1000 * seed + index(setting)``, so every setting and every replicate starts from its own
+initialisation (the paper's runs were unseeded), reproducibly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import T2SError
+from ..io import write_json
+from ..profiles import Profile
+from ..settings import resolve_setting
+from .design import design_settings
+
+SPEC_VERSION = 1
+SCRATCH = "scratch"  # the randomly initialised backbone: a cell without rendering or pre-training
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a setting (or ``scratch``) and a seed."""
+
+    setting: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.setting}/s{self.seed}"
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.setting == SCRATCH
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    settings: list[str]  # published keys, design order (anchors first)
+    seeds: dict[str, list[int]]  # setting key -> seeds (replicates)
+    tasks: list[str]
+    design: dict[str, Any]  # how the settings were chosen (name, generators, resolution)
+    render: dict[str, Any]  # RenderJob fields except setting/seed (images, img_size, classes, library, ...)
+    recipe: dict[str, Any]  # PretrainConfig fields except data/out/seed/device/progress
+    knn: dict[str, Any]  # EvalOptions fields of the 5-NN
+    scratch_seeds: list[int] = field(default_factory=list)
+    keep_images: bool = False
+    device: str = "auto"
+    profile: str = ""
+
+    @property
+    def identity(self) -> str:
+        payload = {"v": SPEC_VERSION, "render": self.render, "recipe": self.recipe, "knn": self.knn}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def cells(self) -> list[Cell]:
+        cells = [Cell(key, s) for key in self.settings for s in self.seeds[key]]
+        return cells + [Cell(SCRATCH, s) for s in self.scratch_seeds]
+
+    def pretrain_seed(self, cell: Cell) -> int:
+        return 1000 * cell.seed + resolve_setting(cell.setting).index
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "identity": self.identity, "version": SPEC_VERSION}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RewardSpec":
+        data = {k: v for k, v in data.items() if k not in ("identity", "version")}
+        return cls(**data)
+
+
+def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Sequence[str] | None = None,
+                      tasks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                      replicate_settings: Sequence[str] | None = None,
+                      replicate_seeds: Sequence[int] | None = None) -> RewardSpec:
+    """Resolve the reward table a profile asks for (arguments override its ``rewards`` section)."""
+    sec = prof.rewards
+    design = design or sec.design
+    keys = design_settings(design, settings=list(settings if settings is not None else sec.settings),
+                           vary=sec.vary, fixed=sec.fixed)
+    base_seeds = list(seeds if seeds is not None else sec.seeds)
+    rep_seeds = list(replicate_seeds if replicate_seeds is not None else sec.replicates.seeds)
+    rep_keys = [resolve_setting(s).key for s in (replicate_settings if replicate_settings is not None
+                                                 else sec.replicates.settings)]
+    missing = [k for k in rep_keys if k not in keys]
+    if missing:
+        raise T2SError(f"replicated setting(s) {missing} are not in the design", "replicate settings of the design only")
+    seed_map = {k: sorted(set(base_seeds + (rep_seeds if k in rep_keys else []))) for k in keys}
+    task_list = list(tasks if tasks is not None else (sec.tasks if sec.tasks is not None else prof.evaluate.tasks))
+    if not task_list:
+        raise T2SError("a reward table needs at least one task", "set rewards.tasks or evaluate.tasks, or pass --tasks")
+    spec_img = prof.pretrain.render
+    render = {"images": spec_img.images, "img_size": spec_img.img_size, "classes": spec_img.classes,
+              "library": prof.render.library, "msaa": prof.render.msaa, "tonemap": prof.render.tonemap,
+              "image_format": prof.render.image_format}
+    recipe = {k: v for k, v in prof.pretrain.recipe.items() if k not in ("seed",)}
+    knn_opts = prof.evaluate.options("knn")
+    knn = {k: getattr(knn_opts, k) for k in ("img_size", "k", "temperature", "train_mode", "max_train", "max_test",
+                                             "feature_batch")}
+    from .design import GENERATORS, resolution
+
+    info: dict[str, Any] = {"name": design}
+    if design in GENERATORS:
+        info.update(generators=GENERATORS[design], resolution=resolution(GENERATORS[design]))
+    scratch = sorted(set(base_seeds + rep_seeds)) if sec.scratch else []
+    return RewardSpec(settings=keys, seeds=seed_map, tasks=task_list, design=info, render=render, recipe=recipe,
+                      knn=knn, scratch_seeds=scratch, keep_images=sec.keep_images, device=prof.device,
+                      profile=prof.name)
+
+
+def check_tasks(spec: RewardSpec) -> None:
+    """Every task must be loadable before any work starts (a missing dataset names the fix)."""
+    from ..tasks import get_task
+
+    for name in spec.tasks:
+        try:
+            get_task(name).labels("train")
+        except T2SError as exc:
+            raise T2SError(f"reward table task {name!r}: {exc.problem}", exc.fix) from None
+
+
+def write_spec(out: Path, spec: RewardSpec) -> None:
+    """Record the spec; refuse a folder built with another recipe (cells would not be comparable)."""
+    path = out / "spec.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("identity") and old["identity"] != spec.identity:
+            changed = [k for k in ("render", "recipe", "knn") if old.get(k) != spec.as_dict()[k]]
+            raise T2SError(f"{out} holds a reward table built with another {'/'.join(changed) or 'recipe'}",
+                           "choose another --out, or delete the folder to rebuild it")
+        # keep cells a previous, larger spec asked for in the record (they stay in the folder)
+        for key, seeds in (old.get("seeds") or {}).items():
+            if key not in spec.seeds:
+                spec.settings.append(key)
+                spec.seeds[key] = list(seeds)
+            else:
+                spec.seeds[key] = sorted(set(spec.seeds[key]) | set(seeds))
+        for t in old.get("tasks") or []:
+            if t not in spec.tasks:
+                spec.tasks.append(t)
+        spec.scratch_seeds[:] = sorted(set(spec.scratch_seeds) | set(old.get("scratch_seeds") or []))
+    write_json(path, spec.as_dict())
+
+
+def read_spec(out: Path) -> RewardSpec:
+    path = out / "spec.json"
+    if not path.is_file():
+        raise T2SError(f"{out} is not a reward table folder (no spec.json)", "build one with `t2s rewards build --out DIR`")
+    return RewardSpec.from_dict(json.loads(path.read_text()))

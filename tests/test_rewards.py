@@ -1,0 +1,224 @@
+"""The reward-table builder on a tiny grid: schema, idempotence, resume after kill -9, failures that keep
+the completed entries, designs of the stated resolution, and the Slurm job specification."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from t2s_lib.errors import T2SError
+from t2s_lib.profiles import load_profile
+from t2s_lib.rewards import (GENERATORS, build_table, design_settings, fractional_factorial, read_spec, resolution,
+                             resolution_from_matrix, spec_from_profile, table_status)
+from t2s_lib.rewards.cells import cell_dir
+from t2s_lib.settings import PRESETS
+
+TINY = {
+    "name": "tiny", "seed": 0, "device": "cpu",
+    "render": {"library": "sweethome3d", "msaa": 0, "workers": 1},
+    "pretrain": {"render": {"images": 16, "classes": 2, "img_size": 16},
+                 "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 16, "warmup_epochs": 0,
+                            "workers": 0, "mixup": 0.0, "cutmix": 0.0, "auto_augment": None, "val_fraction": 0.25}},
+    "evaluate": {"tasks": ["digits", "faces"], "img_size": 16, "max_train": 80, "max_test": 40},
+    "rewards": {"design": "explicit", "settings": ["0_0_0_0_0_1_0_0_1"], "seeds": [0],
+                "replicates": {"settings": ["all_off"], "seeds": [1]}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, lib, digits_task):
+    folder = tmp_path_factory.mktemp("tiny")
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "run_dir": str(folder / "runs")}))
+    return load_profile(path)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny, tmp_path_factory):
+    """The table built once, uninterrupted (6 cells x 2 tasks)."""
+    out = tmp_path_factory.mktemp("reference") / "table"
+    result = build_table(out, spec_from_profile(tiny), log=lambda *_: None)
+    assert not result.failed and len(result.done) == 6
+    return out
+
+
+def _table(path: Path) -> tuple[dict, list[str]]:
+    rows = sorted(line for line in (path / "rewards.csv").read_text().splitlines()[1:] if ",pretrain," not in line
+                  or "val_acc" in line or "train_loss" in line)
+    return json.loads((path / "reward_table.json").read_text()), rows
+
+
+def test_designs_have_the_stated_resolution():
+    for name, runs in (("ff16", 16), ("ff32", 32)):
+        x = fractional_factorial(GENERATORS[name])
+        assert x.shape == (runs, 8) and len({tuple(r) for r in x}) == runs
+        assert resolution(GENERATORS[name]) == 4 == resolution_from_matrix(x)
+        # resolution IV: main effects are orthogonal to every two-factor interaction
+        inter = np.stack([x[:, i] * x[:, j] for i in range(8) for j in range(i + 1, 8)], 1)
+        assert np.all(x.T @ inter == 0) and np.all(x.T @ x == runs * np.eye(8))
+    keys = design_settings("ff16")
+    assert len(keys) == 16 and keys[:2] == [PRESETS["domain_randomization"].key, PRESETS["all_off"].key]
+    assert len(design_settings("full")) == 256
+    sub = design_settings("subgrid", vary=["backgr", "materials"], fixed={"pose_scale": True})
+    assert len(sub) == 2 + 4
+    with pytest.raises(T2SError, match=r"unknown parameter\(s\) \['colour'\]"):
+        design_settings("subgrid", vary=["colour"])
+    with pytest.raises(T2SError, match="unknown design"):
+        design_settings("latin-square")
+
+
+def test_profile_rewards_section_is_validated():
+    with pytest.raises(T2SError, match="unknown parameter 'shiny'"):
+        load_profile("cpu", overrides={"rewards.vary": ["shiny"]})
+    with pytest.raises(T2SError, match=r"rewards\.executor: 'cloud' is not allowed"):
+        load_profile("cpu", overrides={"rewards.executor": "cloud"})
+
+
+def test_build_schema_idempotence_and_status(tiny, reference, tmp_path, capsys):
+    import shutil
+
+    spec = spec_from_profile(tiny)
+    assert [c.name for c in spec.cells()] == ["1_1_1_1_1_3_0_1_1/s0", "0_0_0_0_0_1_0_0_0/s0", "0_0_0_0_0_1_0_0_0/s1",
+                                             "0_0_0_0_0_1_0_0_1/s0", "scratch/s0", "scratch/s1"]
+    out = tmp_path / "table"
+    shutil.copytree(reference, out)
+    rewards, rows = _table(out)
+    assert set(rewards) == {"digits", "faces"}
+    assert set(rewards["digits"]) == {"1_1_1_1_1_3_0_1_1", "0_0_0_0_0_1_0_0_0", "0_0_0_0_0_1_0_0_1"}  # no scratch
+    assert all(0 <= v <= 100 for by in rewards.values() for v in by.values())
+    csv = (out / "rewards.csv").read_text().splitlines()
+    assert csv[0] == "setting,seed,backbone,task,metric,value"
+    knn = [line.split(",") for line in csv[1:] if ",knn_top1," in line]
+    assert len(knn) == 6 * 2
+    off = [float(r[5]) for r in knn if r[0] == "0_0_0_0_0_1_0_0_0" and r[3] == "digits"]
+    assert rewards["digits"]["0_0_0_0_0_1_0_0_0"] == pytest.approx(np.mean(off), abs=1e-4)  # seed-averaged
+    assert any(",pretrain_val_acc," in line for line in csv)
+    # the stored backbones stay; rendered images do not
+    assert (cell_dir(out, spec.cells()[0]) / "pretrain" / "checkpoint.pt").is_file()
+    assert not (cell_dir(out, spec.cells()[0]) / "images").exists()
+    # the policy reads the table unchanged (published reward_db schema)
+    from t2s_lib.published import load_reward_table
+
+    table = load_reward_table(out / "reward_table.json", tasks=("digits", "faces"), require_all_settings=False)
+    assert len(table.keys) == 3
+    # a second run does no work
+    t0 = time.perf_counter()
+    again = build_table(out, spec_from_profile(tiny), log=lambda *_: None)
+    assert len(again.skipped) == 6 and time.perf_counter() - t0 < 20
+    assert _table(out) == (rewards, rows)
+    from t2s_lib.cli import main as cli
+
+    assert cli(["rewards", "status", str(out)]) == 0
+    assert "6/6 cells complete" in capsys.readouterr().out
+    # a larger request in the same folder only adds the new cells / tasks
+    more = spec_from_profile(tiny, tasks=["digits", "faces", "textures"])
+    grown = build_table(out, more, log=lambda *_: None)
+    assert len(grown.done) == 6 and "textures" in json.loads((out / "reward_table.json").read_text())
+    # another recipe in the same folder is refused
+    other = spec_from_profile(load_profile(tiny.profile_file, overrides={"pretrain.recipe.epochs": 2}))
+    with pytest.raises(T2SError, match="another recipe"):
+        build_table(out, other, log=lambda *_: None)
+
+
+def test_killed_build_resumes_to_the_same_table(tiny, reference, tmp_path):
+    ref = reference
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "t2s_lib.cli", "rewards", "build", "--profile", str(tiny.profile_file), "--out", str(out)]
+    for marker in ("0_0_0_0_0_1_0_0_0/s0/pretrain/metrics.jsonl", "0_0_0_0_0_1_0_0_1/s0/.images.partial"):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and not (out / "cells" / marker).exists() and proc.poll() is None:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not read_spec(out).settings == []  # the spec was written before the kill
+    assert table_status(out)["done"] < 6
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert _table(out) == _table(ref)
+    assert len((out / "rewards.csv").read_text().splitlines()) == len((ref / "rewards.csv").read_text().splitlines())
+
+
+def test_failed_cell_keeps_the_rest_and_the_next_run_finishes(tiny, tmp_path, capsys):
+    from t2s_lib.cli import main as cli
+    from t2s_lib.render import RenderJob, run_render_job
+
+    spec = spec_from_profile(tiny, settings=["0_0_0_0_0_1_0_0_1"], seeds=[0], replicate_settings=[], replicate_seeds=[])
+    out = tmp_path / "table"
+    bad = next(c for c in spec.cells() if c.setting == "0_0_0_0_0_1_0_0_1")
+    images = run_render_job(RenderJob.create(bad.setting, 16, 16, classes=2, msaa=0), cell_dir(out, bad) / "images",
+                            progress=False)
+    victim = sorted(images.glob("*/*.jpg"))[3]
+    victim.write_bytes(b"not a jpeg")
+    argv = ["rewards", "build", "--profile", str(tiny.profile_file), "--out", str(out), "--settings", "0_0_0_0_0_1_0_0_1",
+            "--seeds", "0", "--replicate-settings"]
+    assert cli(argv) == 2
+    err = capsys.readouterr()
+    assert "0_0_0_0_0_1_0_0_1/s0" in err.out and victim.name in err.out and "rerun the same command" in err.err
+    failed = json.loads((out / "failed.json").read_text())
+    assert list(failed) == ["0_0_0_0_0_1_0_0_1/s0"]
+    rewards = json.loads((out / "reward_table.json").read_text())
+    assert "0_0_0_0_0_1_0_0_0" in rewards["digits"] and "0_0_0_0_0_1_0_0_1" not in rewards["digits"]
+    victim.unlink()  # the fix: remove the damaged file (or re-render the cell)
+    import shutil
+
+    shutil.rmtree(cell_dir(out, bad) / "images")
+    assert cli(argv) == 0
+    assert "0_0_0_0_0_1_0_0_1" in json.loads((out / "reward_table.json").read_text())["digits"]
+    assert not (out / "failed.json").exists()
+
+
+def test_missing_task_data_is_named_before_any_work(tiny, tmp_path, monkeypatch):
+    spec = spec_from_profile(tiny, tasks=["digits", "mnist"])
+    monkeypatch.setenv("T2S_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(T2SError, match="reward table task 'digits'.*not in the cache") as info:
+        build_table(tmp_path / "t", spec, log=lambda *_: None)
+    assert "t2s data fetch" in info.value.fix
+    assert not (tmp_path / "t").exists()
+
+
+def test_submitit_debug_executor_runs_the_cells(tiny, tmp_path):
+    spec = spec_from_profile(tiny, settings=["0_0_0_0_0_1_0_0_1"], tasks=["digits"], seeds=[0],
+                             replicate_settings=[], replicate_seeds=[])
+    result = build_table(tmp_path / "t", spec, executor="debug", log=lambda *_: None)
+    assert not result.failed and len(result.done) == 4
+
+
+def test_slurm_job_array_specification(tiny, tmp_path, monkeypatch):
+    """The submitted sbatch script: a job array capped at array_parallelism, GPUs, time, partition,
+    the pre-emption signal (requeue), and jobs that requeue themselves as the same cell."""
+    import submitit
+
+    from t2s_lib.profiles import SlurmSpec
+    from t2s_lib.rewards.build import CellJob, slurm_executor
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text(f"#!/bin/sh\ncp \"$1\" {tmp_path}/submitted.sh\necho Submitted batch job 4242\n")
+    (bindir / "sbatch").chmod(0o755)
+    (bindir / "srun").write_text("#!/bin/sh\nexit 0\n")  # submitit checks that it is on a Slurm cluster
+    (bindir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    spec = spec_from_profile(tiny)
+    jobs = [CellJob(str(tmp_path / "t"), c, gpus=4) for c in spec.cells()[:5]]
+    slurm = SlurmSpec(partition="gpu", gpus_per_node=4, cpus_per_task=16, timeout_min=600, array_parallelism=2)
+    executor = slurm_executor(tmp_path / "t", slurm, len(jobs))
+    with executor.batch():
+        handles = [executor.submit(job) for job in jobs]
+    assert [h.job_id for h in handles] == [f"4242_{i}" for i in range(5)]
+    script = (tmp_path / "submitted.sh").read_text()
+    for line in ("#SBATCH --array=0-4%2", "#SBATCH --gpus-per-node=4", "#SBATCH --cpus-per-task=16",
+                 "#SBATCH --partition=gpu", "#SBATCH --time=600", "#SBATCH --signal=USR2@90", "#SBATCH --ntasks-per-node=1"):
+        assert line in script, line
+    again = jobs[0].checkpoint()
+    assert isinstance(again, submitit.helpers.DelayedSubmission)
+    assert again.function.cell == jobs[0].cell and again.function.gpus == 4
