@@ -140,10 +140,11 @@ class StudyLayout:
         policy/baselines.json
         policy_small_study/               the policy on the study's own reward table
         evaluate/results.csv              every evaluation (tidy: backbone, task, protocol, options, metric, value)
-        evaluate/reward_table.json        {task: {setting_key: 5-NN %}} (the published reward_db format)
         evaluate/finetuned/<backbone>__<task>.pt
         cka/<tag>.npz (+ .json)
-        rewards/                          the reward-table builder's output (see t2s_lib.rewards)
+        rewards/                          the reward-table builder's output (see t2s_lib.rewards.build):
+          spec.json, cells/<key>/s<seed>/, reward_table.json ({task: {setting_key: 5-NN %}},
+          the published reward_db format), rewards.csv (tidy, every seed)
     """
 
     run_dir: Path
@@ -205,9 +206,6 @@ class StudyLayout:
     def results_csv(self) -> Path:
         return self.evaluate / "results.csv"
 
-    @property
-    def reward_table(self) -> Path:
-        return self.evaluate / "reward_table.json"
 
     def finetuned(self, backbone: str, task: str) -> Path:
         return self.evaluate / "finetuned" / f"{safe_name(backbone)}__{safe_name(task)}.pt"
@@ -224,6 +222,11 @@ class StudyLayout:
     @property
     def rewards(self) -> Path:
         return self.run_dir / "rewards"
+
+    @property
+    def reward_table(self) -> Path:
+        """The study's own reward table (seed-averaged, published schema)."""
+        return self.rewards / "reward_table.json"
 
     @property
     def provenance(self) -> Path:

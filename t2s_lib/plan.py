@@ -22,8 +22,8 @@ from .paths import CURATED_DATA_DIR
 from .profiles import Profile, load_profile
 
 #: Which notebook runs which stage (the study's order).
-NOTEBOOK_STAGES = {"01_render": "render", "02_task2vec": "task2vec", "03_policy": "policy", "04_pretrain": "pretrain",
-                   "05_evaluate": "evaluate", "06_cka": "cka"}
+NOTEBOOK_STAGES = {"01_render": "render", "02_task2vec": "task2vec", "03_rewards": "rewards", "04_evaluate": "evaluate",
+                   "05_policy": "policy", "06_cka": "cka"}
 
 
 @lru_cache(maxsize=1)
@@ -209,7 +209,7 @@ def _policy_stage(prof: Profile) -> StageCost:
     from .policy.runner import CONTROLLER_VARIANTS
 
     p = prof.policy
-    cost = StageCost("policy", "03_policy")
+    cost = StageCost("policy", "05_policy")
     controllers = [v for v in p.variants if v in CONTROLLER_VARIANTS]
     runs = len(controllers) * (len(p.seeds) + 20 * len(p.loo_seeds))  # in-sample seeds + 20 LOO folds per LOO seed
     cost.controller_epochs = runs * p.epochs // max(1, p.workers)
@@ -219,17 +219,27 @@ def _policy_stage(prof: Profile) -> StageCost:
     return cost
 
 
-def _pretrain_stage(prof: Profile) -> StageCost:
-    spec, cfg = prof.pretrain.render, prof.pretrain.config()
-    keys = prof.setting_keys()
-    cost = StageCost("pretrain", "04_pretrain")
-    cost.render_images = {spec.img_size: spec.images * len(keys)}
-    images = min(spec.images, cfg.max_images or spec.images)
-    cost.train_gflop = 3 * len(keys) * images * cfg.epochs * _gflop(cfg.arch, cfg.img_size)
-    cost.actions = [f"render {len(keys)} settings x {spec.images} images ({spec.classes or 'all'} classes) at "
-                    f"{spec.img_size} px from library {prof.render.library!r}",
-                    f"pre-train {cfg.arch} at {cfg.img_size} px for {cfg.epochs} epochs on each "
-                    f"({len(keys) * images * cfg.epochs:,} training images in all)"]
+def _rewards_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCost:
+    from .rewards.spec import spec_from_profile
+
+    spec = spec_from_profile(prof)
+    spec_img, cfg = prof.pretrain.render, prof.pretrain.config()
+    cells = spec.cells()
+    trained = [c for c in cells if not c.is_scratch]
+    cost = StageCost("rewards", "03_rewards")
+    cost.render_images = {spec_img.img_size: spec_img.images * len(trained)}
+    images = min(spec_img.images, cfg.max_images or spec_img.images)
+    cost.train_gflop = 3 * len(trained) * images * (1 - cfg.val_fraction) * cfg.epochs * _gflop(cfg.arch, cfg.img_size)
+    knn = prof.evaluate.options("knn")
+    for name in spec.tasks:
+        train, test, _ = sizes[name]
+        n = min(train, knn.max_train or train) + min(test, knn.max_test or test)
+        cost.forward_gflop += len(cells) * n * _gflop(cfg.arch, knn.img_size)
+    cost.actions = [f"design {spec.design['name']}: {len(spec.settings)} settings, {len(cells)} cells "
+                    f"({len(trained)} pre-trained, seeds {sorted({c.seed for c in cells})})",
+                    f"each: render {spec_img.images} images ({spec_img.classes or 'all'} classes, library "
+                    f"{prof.render.library!r}) at {spec_img.img_size} px, pre-train {cfg.arch} for {cfg.epochs} epochs",
+                    f"5-NN of every cell on {len(spec.tasks)} task(s) at {knn.img_size} px"]
     return cost
 
 
@@ -238,14 +248,14 @@ def _evaluate_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> St
     arch = prof.pretrain.config().arch
     backbones = len(prof.setting_keys()) + 1  # + the randomly initialised reference
     per = _gflop(arch, e.img_size)
-    cost = StageCost("evaluate", "05_evaluate")
-    for protocol in ("knn", "linear", "finetune"):
+    cost = StageCost("evaluate", "04_evaluate")
+    for protocol in ("linear", "finetune"):
         opts = e.options(protocol)
         tasks = e.protocol_tasks(protocol)
         for name in tasks:
             train, test, _ = sizes[name]
             train, test = min(train, opts.max_train or train), min(test, opts.max_test or test)
-            if protocol == "knn" or (protocol == "linear" and opts.cache_features):
+            if protocol == "linear" and opts.cache_features:
                 cost.forward_gflop += backbones * (train + test) * per
             elif protocol == "linear":
                 cost.forward_gflop += backbones * (train * opts.epochs + test) * per
@@ -275,13 +285,16 @@ def plan_study(profile: str | Profile) -> StudyPlan:
     """Validate the profile (errors raise) and collect what is missing and what each stage costs."""
     prof = load_profile(profile)
     plan = StudyPlan(prof)
+    from .rewards.spec import spec_from_profile
+
     names = dict.fromkeys(prof.tasks.all + prof.evaluate.tasks + prof.cka.tasks + prof.task2vec.fraction_tasks
-                          + [t for p in ("linear", "finetune") for t in prof.evaluate.protocol_tasks(p)])
+                          + [t for p in ("linear", "finetune") for t in prof.evaluate.protocol_tasks(p)]
+                          + spec_from_profile(prof).tasks)
     sizes = {name: _task_sizes(prof, name, plan) for name in names}
     _check_assets(prof, plan)
     _check_devices(prof, plan)
-    plan.stages = [_render_stage(prof), _task2vec_stage(prof, sizes), _policy_stage(prof), _pretrain_stage(prof),
-                   _evaluate_stage(prof, sizes), _cka_stage(prof, sizes)]
+    plan.stages = [_render_stage(prof), _task2vec_stage(prof, sizes), _rewards_stage(prof, sizes),
+                   _evaluate_stage(prof, sizes), _policy_stage(prof), _cka_stage(prof, sizes)]
     return plan
 
 

@@ -42,6 +42,10 @@ PARAMETER_LABELS: dict[str, str] = {
     "materials": "Materials",
 }
 
+#: One letter per parameter (``SimSetting.code``): Rotation, Scale (camera distance), light Intensity,
+#: light Colour, light Direction, Blur, backGround, Materials.
+SHORT_CODES = "RSICDBGM"
+
 #: Fields of the published key, in sorted order (9 fields: ``pose_cam`` is the unused 9th).
 KEY_FIELDS: tuple[str, ...] = tuple(sorted(PARAMETERS + ("pose_cam",)))
 
@@ -89,6 +93,12 @@ class SimSetting:
     def varied(self) -> list[str]:
         """Names of the parameters that vary."""
         return [name for name in PARAMETERS if getattr(self, name)]
+
+    @property
+    def code(self) -> str:
+        """Eight letters, one per parameter in the paper's order, ``-`` where it is fixed:
+        R(otation) S(cale/distance) I(ntensity) C(olour) D(irection) B(lur) G(round) M(aterials)."""
+        return "".join(letter if getattr(self, name) else "-" for name, letter in zip(PARAMETERS, SHORT_CODES))
 
     def replace(self, **changes: bool) -> "SimSetting":
         unknown = set(changes) - set(PARAMETERS)

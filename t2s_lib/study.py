@@ -29,7 +29,7 @@ def study_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
 
 
 def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
-    """Keep the notebooks whose number or name matches one of ``only`` (e.g. ``03`` or ``03_policy``)."""
+    """Keep the notebooks whose number or name matches one of ``only`` (e.g. ``03`` or ``03_rewards``)."""
     if not only:
         return list(notebooks)
     chosen = [nb for nb in notebooks if any(nb.stem == o or nb.stem.startswith(f"{o}_") or nb.stem.split("_")[0] == o for o in only)]

@@ -31,8 +31,8 @@ def test_paper_plan_names_only_datasets_gpu_and_unfetched_assets(monkeypatch, ca
     assert kinds <= allowed, plan.missing
     for m in plan.missing:
         assert m["fix"], m
-    # paper scale: pre-training 3 x 40k images x 100 epochs of ResNet-50 is far beyond this CPU
-    pretrain = next(s for s in plan.stages if s.stage == "pretrain")
+    # paper scale: pre-training 40k images x 100 epochs of ResNet-50 per setting is far beyond this CPU
+    pretrain = next(s for s in plan.stages if s.stage == "rewards")
     assert pretrain.seconds("cpu") > 100 * 3600 > pretrain.seconds("cuda")
     assert cli(["study", "--profile", "paper", "--plan", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -48,9 +48,10 @@ def test_plan_of_an_invalid_profile_is_a_clear_error(tmp_path, capsys):
 
 
 def test_costs_scale_with_the_work():
-    from t2s_lib.plan import _pretrain_stage
+    from t2s_lib.plan import _rewards_stage
     from t2s_lib.profiles import load_profile
 
-    small = _pretrain_stage(load_profile("cpu"))
-    double = _pretrain_stage(load_profile("cpu", overrides={"pretrain.recipe.epochs": 20}))
+    sizes = {t: (1000, 500, 10) for t in load_profile("cpu").evaluate.tasks}
+    small = _rewards_stage(load_profile("cpu"), sizes)
+    double = _rewards_stage(load_profile("cpu", overrides={"pretrain.recipe.epochs": 20}), sizes)
     assert double.train_gflop == pytest.approx(2 * small.train_gflop)

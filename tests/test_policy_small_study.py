@@ -20,9 +20,9 @@ KEYS = ["0_0_0_0_0_1_0_0_0", "1_1_1_1_1_3_0_1_1", "1_1_1_1_1_1_0_0_1", "0_0_0_0_
 @pytest.fixture()
 def run_profile(tmp_path):
     table = published_reward_table()
-    (tmp_path / "evaluate").mkdir()
+    (tmp_path / "rewards").mkdir()
     rewards = {t: {k: table.reward(t, k) for k in KEYS} for t in SEEN + UNSEEN}
-    (tmp_path / "evaluate" / "reward_table.json").write_text(json.dumps(rewards))
+    (tmp_path / "rewards" / "reward_table.json").write_text(json.dumps(rewards))
     vectors = load_task2vec_vectors()
     for t in SEEN + UNSEEN:
         Embedding(hessian=vectors[t].astype(np.float32), scale=np.ones(9600, np.float32), meta={"task": t}).save(tmp_path / "task2vec" / f"{t}.npz")
@@ -47,5 +47,5 @@ def test_small_study_problem_and_tables(run_profile):
 
 def test_small_study_missing_stage_is_named(tmp_path):
     prof = profile_from_dict({"name": "x", "run_dir": str(tmp_path), "tasks": {"seen": ["digits", "mnist"], "unseen": ["faces"]}})
-    with pytest.raises(T2SError, match="notebook 05"):
+    with pytest.raises(T2SError, match="notebook 03"):
         study_problem(prof)

@@ -1,5 +1,5 @@
-"""Notebook 05 logic: 5-NN (the reward) of every pre-trained backbone on the profile's tasks, the
-reward table in the published ``reward_db`` format, linear probes and fine-tuning."""
+"""Notebook 04 logic: linear probes and fine-tuning of the comparison backbones on the profile's tasks
+(the 5-NN reward of every setting is the reward-table builder's, :mod:`t2s_lib.rewards`)."""
 
 from __future__ import annotations
 
@@ -34,17 +34,35 @@ def run_protocol(prof: Profile, backbones: Mapping[str, Any], protocol: str, *, 
     return rows
 
 
-def study_reward_table(prof: Profile, keys: list[str]) -> dict[str, dict[str, float]]:
-    """``{task: {setting_key: 5-NN %}}`` for the given setting keys, written to evaluate/reward_table.json."""
-    from .results import options_key, read_results, reward_table, write_reward_table
-    from .run import recorded_options
+def protocol_comparison(prof: Profile, labels: Mapping[str, str] | None = None):
+    """Task x backbone table of the three protocols for the comparison backbones: 5-NN from the reward
+    table (first seed; scratch seed 0), linear probe and fine-tuning from ``results.csv``; only the
+    (task, backbone) pairs measured by every protocol the profile runs."""
+    import pandas as pd
 
-    layout = prof.layout
-    table = read_results(layout.results_csv)
-    table = table[table["backbone"].isin(keys) & table["task"].isin(protocol_tasks(prof, "knn"))]
-    rewards = reward_table(table, options=options_key(recorded_options(options_for(prof, "knn"))))
-    write_reward_table(layout.reward_table, rewards)
-    return rewards
+    from ..rewards.analysis import load_rows
+    from ..rewards.spec import SCRATCH, read_spec
+    from .results import read_results
+
+    table = prof.layout.rewards
+    spec = read_spec(table)
+    rows = load_rows(table)
+    knn = rows[rows["metric"] == "knn_top1"]
+    firsts = {k: spec.seeds[k][0] for k in prof.setting_keys() if k in spec.seeds}
+    firsts["scratch"] = min(spec.scratch_seeds) if spec.scratch_seeds else 0
+    frames = []
+    for name, seed in firsts.items():
+        sel = knn[(knn["setting"] == (SCRATCH if name == "scratch" else name)) & (knn["seed"] == seed)]
+        frames.append(sel.assign(backbone=name, protocol="knn")[["backbone", "task", "protocol", "value"]])
+    if prof.layout.results_csv.is_file():
+        res = read_results(prof.layout.results_csv)
+        res = res[res["protocol"].isin(["linear", "finetune"]) & res["backbone"].isin(list(firsts))]
+        frames.append(res[["backbone", "task", "protocol", "value"]])
+    wide = pd.concat(frames).pivot_table(index=["task", "backbone"], columns="protocol", values="value", aggfunc="last")
+    wide = wide.dropna()
+    if labels:
+        wide = wide.rename(index=dict(labels), level="backbone")
+    return wide
 
 
 def plot_accuracy_bars(rows, title: str):

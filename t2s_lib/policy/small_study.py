@@ -1,8 +1,8 @@
 """The policy on the small study's own measurements (cpu / smoke profiles).
 
-Notebook 05 writes ``runs/<profile>/evaluate/reward_table.json`` (5-NN % of each backbone,
-pre-trained on one rendered setting, on each offline task) and notebook 02 writes the offline
-tasks' Task2Vec embeddings to ``runs/<profile>/task2vec/<task>.npz``. Together with the profile's
+Notebook 03 builds ``runs/<profile>/rewards/reward_table.json`` (seed-averaged 5-NN % of each
+backbone, pre-trained on one rendered setting, on each offline task) and notebook 02 writes the
+offline tasks' Task2Vec embeddings to ``runs/<profile>/task2vec/<task>.npz``. Together with the profile's
 seen / unseen split (``tasks:`` section) they form a :class:`PolicyProblem` over the few settings
 that were rendered and pre-trained. The controller needs all 256 settings, so this stage runs
 ``reward-kernel`` and the baselines; the setting predicted for an unseen task was already
@@ -35,7 +35,7 @@ def study_problem(prof: Profile) -> PolicyProblem:
     layout = prof.layout
     reward_path = layout.reward_table
     if not reward_path.is_file():
-        raise T2SError(f"{reward_path} not found", "run notebook 05 (or `t2s study --only 04 05`) first")
+        raise T2SError(f"{reward_path} not found", "build the reward table first (notebook 03 or `t2s rewards build`)")
     rewards = json.loads(reward_path.read_text())
     vectors: dict[str, np.ndarray] = {}
     for task in prof.tasks.all:

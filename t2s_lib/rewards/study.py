@@ -1,0 +1,48 @@
+"""The rewards notebook's logic: build the profile's reward table, and hand its stored backbones to
+the later stages (linear probe, fine-tuning, CKA, the policy on the live table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import T2SError
+from ..profiles import Profile
+from .build import BuildResult, build_table
+from .cells import checkpoint_path
+from .spec import Cell, RewardSpec, read_spec, spec_from_profile
+
+
+def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
+    """Build (or finish, or reuse) the table the profile asks for, under ``runs/<profile>/rewards``."""
+    spec = spec_from_profile(prof)
+    result = build_table(prof.layout.rewards, spec, executor=prof.rewards.executor,
+                         max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
+                         slurm=prof.rewards.slurm, log=log)
+    if result.failed:
+        raise T2SError(f"{len(result.failed)} reward cell(s) failed: {result.failed}",
+                       "fix the cause and rerun the notebook (completed cells are kept)")
+    return read_spec(prof.layout.rewards), result
+
+
+def comparison_backbones(prof: Profile, table: str | Path | None = None) -> dict[str, Path]:
+    """``{setting_key: checkpoint}`` of the profile's comparison settings (``pretrain.settings``), first seed,
+    from the reward table's stored backbones."""
+    table = Path(table) if table is not None else prof.layout.rewards
+    spec = read_spec(table)
+    out = {}
+    for key in prof.setting_keys():
+        if key not in spec.seeds:
+            raise T2SError(f"setting {key} (pretrain.settings) is not in the reward table {table}",
+                           "add it to the rewards design (rewards.settings) or drop it from pretrain.settings")
+        path = checkpoint_path(table, Cell(key, spec.seeds[key][0]))
+        if not path.is_file():
+            raise T2SError(f"{path} not found", "build the reward table first (notebook 03 or t2s rewards build)")
+        out[key] = path
+    return out
+
+
+def chance_accuracy(spec: RewardSpec) -> float | None:
+    """Chance level of the pre-training task (100 / classes), when the class count is fixed."""
+    classes = spec.render.get("classes")
+    return 100.0 / classes if classes else None
