@@ -374,6 +374,25 @@ def _check_tasks(names: list[str], where: str) -> None:
                        f"use a registered task ({', '.join(sorted(known))}) or a path to an ImageFolder")
 
 
+def _check_comparison_settings(prof: Profile, where: str) -> None:
+    """The comparison settings' backbones come from the reward table: they must be in its design."""
+    from .rewards.design import design_settings
+
+    r = prof.rewards
+    keys = set(design_settings(r.design, settings=r.settings, vary=r.vary, fixed=r.fixed))
+    missing = [k for k in prof.setting_keys() if k not in keys]
+    if missing:
+        raise T2SError(f"{where}: pretrain.settings {missing} are not in the reward table's design ({r.design})",
+                       "compare settings of the design (its backbones are reused), or add them to rewards.settings "
+                       "with design: explicit")
+    for i, key in enumerate(r.replicates.settings):
+        from .settings import resolve_setting
+
+        if resolve_setting(key).key not in keys:
+            raise T2SError(f"{where}: rewards.replicates.settings[{i}] ({key}) is not in the design ({r.design})",
+                           "replicate settings of the design only")
+
+
 def _check_library_classes(prof: Profile, where: str) -> None:
     """More classes than the object library has: refused when the library is fetched (else checked at use)."""
     wanted = prof.pretrain.render.classes
@@ -481,4 +500,5 @@ def profile_from_dict(data: Mapping[str, Any], path: str | Path = "<profile>") -
     prof = Profile(name=name, profile_file=Path(path), run_dir=run_dir, figures_dir=figures_dir, device=device,
                    seed=seed, **sections)
     _check_library_classes(prof, str(path))
+    _check_comparison_settings(prof, str(path))
     return prof

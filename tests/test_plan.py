@@ -31,9 +31,10 @@ def test_paper_plan_names_only_datasets_gpu_and_unfetched_assets(monkeypatch, ca
     assert kinds <= allowed, plan.missing
     for m in plan.missing:
         assert m["fix"], m
-    # paper scale: pre-training 40k images x 100 epochs of ResNet-50 per setting is far beyond this CPU
-    pretrain = next(s for s in plan.stages if s.stage == "rewards")
-    assert pretrain.seconds("cpu") > 100 * 3600 > pretrain.seconds("cuda")
+    # paper scale: 256 pre-trainings of ResNet-50 on 40k images for 100 epochs: GPU-days, CPU-centuries
+    rewards = next(s for s in plan.stages if s.stage == "rewards")
+    assert 20 * 3600 < rewards.seconds("cuda") < 1000 * 3600
+    assert rewards.seconds("cpu") > 500 * rewards.seconds("cuda")
     assert cli(["study", "--profile", "paper", "--plan", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["profile"] == "paper" and not out["ok"] and len(out["stages"]) == 6

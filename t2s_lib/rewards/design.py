@@ -96,9 +96,9 @@ def design_settings(design: str, *, settings: Sequence[str | int] = (), vary: Se
     if design not in DESIGNS:
         raise T2SError(f"unknown design {design!r}", f"use one of: {', '.join(DESIGNS)}")
     if design == "explicit":
-        if not settings:
+        if not settings and not anchors:
             raise T2SError("design 'explicit' needs a list of settings", "give settings: [key or preset, ...]")
-        chosen = [resolve_setting(s) for s in settings]
+        chosen = [resolve_setting(s) for s in settings]  # none: the two anchors alone
     elif design == "subgrid":
         _check_parameters(vary, "subgrid vary")
         _check_parameters(fixed or {}, "subgrid fixed")
