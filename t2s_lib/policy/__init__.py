@@ -6,7 +6,7 @@ baselines ``oracle``, ``domain-randomization``, ``all-off``, ``best-fixed``, ``r
 ``nearest-seen``.
 """
 
-from . import baselines, reward_kernel, task2sim  # noqa: F401  (register the variants)
+from . import baselines, measured, reward_kernel, task2sim  # noqa: F401  (register the variants)
 from .baselines import BASELINES
 from .methods import DEFAULT_VARIANT, METHODS, Prediction
 from .problem import PolicyProblem, problem_from_files, published_problem
