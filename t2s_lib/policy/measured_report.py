@@ -230,12 +230,15 @@ def nested_design_check(problem: PolicyProblem, grid: Sequence[MeasuredConfig] |
 
 
 # ----- the whole report -------------------------------------------------------------------------
-def _write(table: pd.DataFrame, out, name: str, floatfmt: str = ".2f") -> list:
+def _write(table: pd.DataFrame, out, name: str, floatfmt: str = ".2f", md_rows: int | None = None) -> list:
+    """``name.csv`` (the whole table) and ``name.md`` (its first ``md_rows`` rows, default all)."""
     from ..io import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for suffix, text in ((".md", table.to_markdown(floatfmt=floatfmt) + "\n"), (".csv", table.to_csv())):
+    md = table if md_rows is None or len(table) <= md_rows else table.head(md_rows)
+    note = "" if md is table else f"\n(first {md_rows} of {len(table)} rows; all in {name}.csv)\n"
+    for suffix, text in ((".md", md.to_markdown(floatfmt=floatfmt) + "\n" + note), (".csv", table.to_csv())):
         with atomic_path(out / f"{name}{suffix}") as tmp:
             tmp.write_text(text)
         paths.append(out / f"{name}{suffix}")
@@ -274,7 +277,7 @@ def write_measured_report(out_dir, problem: PolicyProblem | None = None, *, pape
     with threadpool_limits(limits=1):
         frame, chosen = design_study(seen_only, wide_grid())
     frame = frame.sort_values("mean_over_K", ascending=False, kind="stable")
-    _write(frame.reset_index(drop=True), out, "policy_measured_design")
+    _write(frame.reset_index(drop=True), out, "policy_measured_design", md_rows=60)
     chosen_row = frame.iloc[0]
     design = {
         "procedure": "leave-one-task-out over the seen tasks only (fit the prior on the other seen tasks, measure K settings of "
