@@ -1,7 +1,8 @@
 """Task -> simulation-setting policies on a reward table.
 
 Variants (``METHODS`` registry): ``paper`` and ``per-task`` (the published controller with the
-released and the textbook REINFORCE loss), ``reward-kernel`` (ours, the default), and the
+released and the textbook REINFORCE loss), ``reward-kernel`` (ours, the default), ``measured``
+(ours: K stored backbones scored on the task itself, see :mod:`.measured`), and the
 baselines ``oracle``, ``domain-randomization``, ``all-off``, ``best-fixed``, ``random``,
 ``nearest-seen``.
 """
