@@ -96,6 +96,65 @@ def test_reparametrisation_is_exact(problem):
     np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-8)
 
 
+def _released_loop(ctrl, z_all, rewards, epochs, *, reread):
+    """The released training loop, transcribed step by step (``train_controller.py``): every
+    sub-step does a fresh forward pass; sub-step 0 samples from the noised heads, replay
+    sub-steps take ``max(replay_mem[task], key=replay_mem[task].get)`` (``reread=False``: read once
+    per batch instead); then the taken and the greedy keys are stored, and one SGD step is made."""
+    from t2s_lib.policy.controller import N_HEADS
+
+    cfg = ctrl.cfg
+    rng = np.random.default_rng([ctrl.seed, 3])
+    n = len(z_all)
+    memories = [dict() for _ in range(n)]
+    for epoch in range(epochs):
+        lr, eps = lr_at_epoch(cfg, epoch), noise_at_epoch(cfg, epoch)
+        order = rng.permutation(n)
+        for start in range(0, n, cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            z, R, B = z_all[batch], rewards[batch], len(batch)
+            rows = np.arange(B)
+            best = None
+            for sub in range(cfg.replay_steps + 1 if epoch >= cfg.imitation_start_epoch else 1):
+                probs, cache = ctrl._forward(z)
+                greedy = probs.argmax(-1)
+                if sub == 0:
+                    used = probs + np.where(np.arange(2)[None, None] == greedy[..., None], -eps, eps)
+                    actions = (rng.random((B, N_HEADS)) < used[..., 1]).astype(np.int64)
+                else:
+                    if reread or best is None:
+                        best = np.array([max(memories[t], key=memories[t].get) for t in batch])
+                    actions, used = index_to_actions(best), probs
+                a_idx, g_idx = actions_to_index(actions), actions_to_index(greedy)
+                for b, t in enumerate(batch):
+                    memories[t][int(a_idx[b])] = float(R[b, a_idx[b]])
+                for b, t in enumerate(batch):
+                    memories[t][int(g_idx[b])] = float(R[b, g_idx[b]])
+                ctrl._backward(cache, probs, used, actions, R[rows, a_idx] - R[rows, g_idx])
+                ctrl._sgd_step(lr)
+
+
+def test_self_imitation_target_is_reread_every_replay_sub_step(problem):
+    """Controller.fit equals the released loop, in which the replay target is re-read from the
+    memory at every sub-step; reading it once per batch (seed 2, 60 epochs) gives other weights."""
+    from threadpoolctl import threadpool_limits
+
+    basis = span_basis(problem.matrix(problem.all_tasks))
+    order = np.argsort(np.array(problem.seen))
+    thetas = []
+    with threadpool_limits(limits=1):
+        for mode in ("fit", "reread", "once"):
+            ctrl = Controller(ControllerConfig(epochs=60), problem.dim, 2, basis)
+            z, R = ctrl.encode(problem.matrix(problem.seen))[order], problem.rewards(problem.seen)[order]
+            if mode == "fit":
+                ctrl.fit(z, R)
+            else:
+                _released_loop(ctrl, z, R, 60, reread=mode == "reread")
+            thetas.append(ctrl._theta.copy())
+    np.testing.assert_allclose(thetas[0], thetas[1], rtol=0, atol=1e-12)
+    assert np.abs(thetas[1] - thetas[2]).max() > 1e-3
+
+
 def test_paper_variant_reproduces_published_numbers(problem):
     summary, curves = run_variant("paper", problem, [0, 1, 2])
     # supplementary Table 1: 30.46 seen / 53.06 unseen (one run); seed spread here is ~0.8.

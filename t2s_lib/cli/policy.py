@@ -23,9 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     policy.set_defaults(func=lambda args: (policy.print_help(), 2)[1])
 
     train = sub.add_parser("train", help="train a policy variant over seeds and evaluate on seen/unseen tasks")
-    train.add_argument("--variant", default=DEFAULT_VARIANT, help=f"paper, per-task, reward-kernel (default) or a baseline name")
+    train.add_argument("--variant", default=DEFAULT_VARIANT, help="paper, per-task, reward-kernel (default), measured or a baseline name")
     train.add_argument("--seeds", default="0", help="seeds, e.g. 0-9 or 0,1,2")
     train.add_argument("--epochs", type=int, default=None, help="controller epochs (default 1000)")
+    train.add_argument("--budget", type=int, default=None,
+                       help="measured variant only: settings measured per task, 1..number of settings in the table (default 8, or all if fewer)")
     train.add_argument("--loo", action="store_true", help="also leave each task out in turn (fit on all others)")
     train.add_argument("--loo-seeds", default=None, help="seeds for --loo (default: the first seed)")
     train.add_argument("--out", required=True, help="output folder (writes summary.json, curves.json)")
@@ -59,6 +61,10 @@ def _train(args: argparse.Namespace) -> int:
 
     METHODS.get(args.variant)
     check_output_path(args.out)
+    if args.budget is not None and args.variant != "measured":
+        from ..errors import T2SError
+
+        raise T2SError(f"--budget applies to the measured variant, not {args.variant!r}", "drop --budget, or use --variant measured")
     problem = _problem(args)
     seeds = parse_seeds(args.seeds)
     options = {}
@@ -68,6 +74,11 @@ def _train(args: argparse.Namespace) -> int:
 
             raise T2SError(f"--epochs applies to the controller variants {CONTROLLER_VARIANTS}, not {args.variant!r}")
         options["epochs"] = args.epochs
+    if args.variant == "measured":
+        from ..policy.measured import default_budget, check_budget
+
+        n_settings = len(problem.table.keys)
+        options["budget"] = check_budget(default_budget(n_settings) if args.budget is None else args.budget, n_settings)
     loo_seeds = (parse_seeds(args.loo_seeds) if args.loo_seeds else seeds[:1]) if args.loo else None
     summary, curves = run_variant(args.variant, problem, seeds, options=options, loo_seeds=loo_seeds, workers=args.workers)
     path = write_summary(args.out, summary, curves)

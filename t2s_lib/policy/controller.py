@@ -311,17 +311,19 @@ class Controller:
                 self._sgd_step(lr)
                 if epoch < cfg.imitation_start_epoch:
                     continue
-                # Self-imitation: replay each task's best setting found so far.
-                best_idx = np.array([max(memories[t], key=memories[t].__getitem__) for t in batch])
-                best_actions = index_to_actions(best_idx)
-                r_b = R[rows[:B], best_idx]
+                # Self-imitation: replay each task's best setting found so far. As in the released
+                # code, the target is re-read from the memory at every replay sub-step (after the
+                # fresh forward pass, before that pass's greedy action is stored), so a greedy
+                # action that beat the memory's best on sub-step k becomes the target from k+1 on.
                 for _ in range(cfg.replay_steps):
                     probs, cache = self._forward(z)
+                    best_idx = np.array([max(memories[t], key=memories[t].__getitem__) for t in batch])
+                    r_b = R[rows[:B], best_idx]
                     g_idx = actions_to_index(probs.argmax(axis=-1))
                     r_g = R[rows[:B], g_idx]
                     for b, task in enumerate(batch):
                         memories[task].setdefault(int(g_idx[b]), float(r_g[b]))
-                    self._backward(cache, probs, probs, best_actions, r_b - r_g)
+                    self._backward(cache, probs, probs, index_to_actions(best_idx), r_b - r_g)
                     self._sgd_step(lr)
             for name, (inputs, rrows) in (curve_inputs or {}).items():
                 idx = actions_to_index(self._forward(inputs)[0].argmax(axis=-1))

@@ -49,3 +49,32 @@ def plot_learning_curves(curves: dict[str, dict[str, dict[str, list[float]]]], r
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_k_curve(table: pd.DataFrame, baselines: dict[str, tuple[float, float, float]] | None = None, title: str = "measured selection"):
+    """Mean 5-NN accuracy of measured selection vs the budget K (``k_curve_table``): seen, unseen
+    and leave-one-task-out over all tasks, with other methods as horizontal lines
+    (``baselines``: name -> (seen, unseen, loo_all)); one legend, right of the panels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
+
+    panels = [(c, label) for c, label in (("seen", "seen tasks"), ("unseen", "unseen tasks"), ("loo_all", "leave-one-task-out (all)"))
+              if c in table.columns]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels) + 1.8, 3.6), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (column, label) in zip(axes[0], panels):
+        ax.plot(table.index, table[column], marker="o", ms=3, color="black", label=title)
+        for i, (name, values) in enumerate((baselines or {}).items()):
+            value = values[("seen", "unseen", "loo_all").index(column)]
+            if value is not None and np.isfinite(value):
+                ax.axhline(value, ls="--", lw=1, color=colours[i % len(colours)], label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if table.index.min() <= k <= table.index.max()])
+        ax.get_xaxis().set_major_formatter(ScalarFormatter())
+        ax.set_title(label)
+        ax.set_xlabel("settings measured per task (K)")
+        ax.set_ylabel("mean 5-NN accuracy (%)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 1))
+    return fig

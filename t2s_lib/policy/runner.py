@@ -5,7 +5,8 @@
 ``predictions`` (per seed: task -> setting key), ``per_task`` (per seed: task -> reward),
 ``p_vary`` (per seed: task -> {parameter: P(vary)}, controller variants), the distance-weighted
 unseen numbers for controller variants, ``loo`` (leave-one-task-out over all tasks, when asked),
-``options`` and ``seconds``. Learning curves go to ``curves.json`` beside it.
+``options`` and ``seconds``; for ``measured`` also ``budget`` and ``measured`` (per seed: task ->
+the setting keys measured, in order). Learning curves go to ``curves.json`` beside it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def _run_one(variant: str, problem: PolicyProblem, seed: int, options: dict[str,
         if "config" in pred.extras:
             record["config"] = pred.extras["config"]
             record["selection_loo_seen"] = pred.extras["selection_loo_seen"]
+        if "budget" in pred.extras:
+            record["budget"] = pred.extras["budget"]
+            record[f"{split}_measured"] = pred.extras["measured"]
     curves = getattr(fitted, "curves", None)
     if curves:
         record["curves"] = curves
@@ -119,6 +123,9 @@ def run_variant(
     if "config" in records[0]:
         summary["selected_config"] = records[0]["config"]
         summary["selection_loo_seen"] = records[0]["selection_loo_seen"]
+    if "budget" in records[0]:
+        summary["budget"] = records[0]["budget"]
+        summary["measured"] = {str(r["seed"]): {**r.get("seen_measured", {}), **r.get("unseen_measured", {})} for r in records}
     if loo_seeds:
         loo_jobs = [(variant, problem, s, t, options) for s in loo_seeds for t in problem.all_tasks]
         loo = _map(_loo_one, loo_jobs, workers)
@@ -162,6 +169,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append(f"  {label:<26} {summary[f'{key}_mean']:6.2f} +- {summary[f'{key}_std']:.2f}")
     if "loo" in summary:
         lines.append(f"  {'leave-one-task-out (all)':<26} {summary['loo']['mean']:6.2f} +- {summary['loo']['std']:.2f}")
+    if "budget" in summary:
+        lines.append(f"  measurement budget K = {summary['budget']}")
     if "selected_config" in summary:
         lines.append(f"  selected by seen-task LOO: {summary['selected_config']} ({summary['selection_loo_seen']:.2f})")
     return "\n".join(lines)
