@@ -150,3 +150,44 @@ def test_data_list_json_without_a_cache_uses_the_static_facts(tmp_path, monkeypa
     records = json.loads(capsys.readouterr().out)
     assert all(r["fetched"] is False for r in records)
     assert {r["name"]: r["train"] for r in records}["letters"] == EXPECTED["letters"][1]
+
+
+def test_apt_packages_downloads_several_packages_in_one_call(tmp_path, monkeypatch):
+    """One ``apt-get download`` for all missing packages; each unpacked and stamped; none again later."""
+    import shutil
+    import subprocess
+
+    from t2s_lib import fetching
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.fail("dpkg-deb is missing: install dpkg (part of every Debian/Ubuntu system)")
+    debs = tmp_path / "debs"
+    for name in ("t2s-fake-a", "t2s-fake-b"):  # two real, tiny .deb files
+        root = tmp_path / name
+        (root / "DEBIAN").mkdir(parents=True)
+        (root / "DEBIAN/control").write_text(f"Package: {name}\nVersion: 1:1.0-2\nArchitecture: all\n"
+                                             "Maintainer: t2s <t2s@example.org>\nDescription: test\n")
+        (root / "usr/share" / name).mkdir(parents=True)
+        (root / "usr/share" / name / "data.txt").write_text(name)
+        debs.mkdir(exist_ok=True)
+        subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(debs / f"{name}_1%3a1.0-2_all.deb")],
+                       check=True, capture_output=True)
+    calls = []
+    real_run_tool = fetching.run_tool
+
+    def fake_run_tool(cmd, cwd, what, fix, **kw):
+        if cmd[:2] == ["apt-get", "download"]:
+            calls.append(cmd[2:])
+            for name in cmd[2:]:
+                shutil.copy(next(debs.glob(f"{name}_*.deb")), cwd)
+            return ""
+        return real_run_tool(cmd, cwd, what, fix, **kw)
+
+    monkeypatch.setenv("T2S_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fetching, "run_tool", fake_run_tool)
+    monkeypatch.setattr(fetching, "_apt_lists_empty", lambda: False)
+    roots = fetching.apt_packages(["t2s-fake-a", "t2s-fake-b"])
+    assert calls == [["t2s-fake-a", "t2s-fake-b"]]
+    assert (roots["t2s-fake-b"] / "usr/share/t2s-fake-b/data.txt").read_text() == "t2s-fake-b"
+    assert sources.deb_version("t2s-fake-a") == "1:1.0-2"
+    assert fetching.apt_package("t2s-fake-a") == roots["t2s-fake-a"] and len(calls) == 1  # already unpacked

@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import T2SError
-from ..fetching import apt_package, npm_package, package_dir
+from ..fetching import apt_package, apt_packages, npm_package, package_dir
 from .splits import split_groups_70_30
 
 #: Debian 12 versions the builders were written and checked against.
@@ -125,6 +125,10 @@ class _Sources:
     def __init__(self) -> None:
         self.versions: dict[str, str] = {}
         self.mismatch: dict[str, str] = {}
+
+    def prefetch(self, packages: Iterable[str]) -> None:
+        """Download all of ``packages`` at once (one apt start-up); :meth:`deb` then finds them unpacked."""
+        apt_packages(list(packages))
 
     def deb(self, package: str) -> Path:
         root = apt_package(package)
@@ -337,6 +341,7 @@ def _render_package_letters(root: Path, rng: np.random.Generator, seen: set[str]
 
 def build_letters():
     src = _Sources()
+    src.prefetch(LETTER_TRAIN_PACKAGES + LETTER_TEST_PACKAGES)
     seen: set[str] = set()
     skipped: list[str] = []
     parts, fonts = {}, {}
@@ -361,6 +366,7 @@ def build_letters():
 # ----- icons ----------------------------------------------------------------------------------------
 def build_icons():
     src = _Sources()
+    src.prefetch(ICON_THEMES)
     xs, ys, keys = [], [], []
     for package, folder in ICON_THEMES.items():
         root = src.deb(package) / folder
