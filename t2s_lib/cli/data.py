@@ -41,7 +41,7 @@ def _fetch(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     import json
 
-    from ..tasks import OFFLINE_DESCRIPTIONS, PAPER_SPECS, list_tasks, task_records
+    from ..tasks import OFFLINE_DESCRIPTIONS, OFFLINE_INFO, PAPER_SPECS, list_tasks, task_records
     from ..tasks.fetch import is_fetched
 
     if args.json:
@@ -54,7 +54,8 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{name:16s} paper/{role:6s} {s.num_classes:5d} classes  {s.train}/{s.test}  <root>/{s.folder}/")
         else:
             state = "fetched" if is_fetched(name) else "not fetched (t2s data fetch)"
-            print(f"{name:16s} offline      {OFFLINE_DESCRIPTIONS.get(name, '')}  [{state}]")
+            domain = OFFLINE_INFO[name].domain if name in OFFLINE_INFO else ""
+            print(f"{name:16s} offline/{domain:11s} {OFFLINE_DESCRIPTIONS.get(name, '')}  [{state}]")
     print("(your own data: any folder DIR/<class>/<image> or DIR/{train,test}/<class>/<image> is a task)")
     return 0
 

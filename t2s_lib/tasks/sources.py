@@ -355,7 +355,8 @@ def build_letters():
             fonts[package] = n
         parts[f"x_{side}"], parts[f"y_{side}"] = _stack(xs, ys)
     return parts, list(LETTERS), src.provenance(
-        source=f"{len(fonts)} Debian font packages (fonts-dejavu, fonts-urw-base35, fonts-adf-*, ...; see versions)",
+        source=f"{len(fonts)} Debian font packages (fonts-dejavu-core {src.versions['fonts-dejavu-core']}, fonts-urw-base35 "
+               f"{src.versions['fonts-urw-base35']}, fonts-adf-*, ...; all versions under 'versions')",
         license="free font licences (OFL-1.1, GPL-2+ with font exception, Apache-2.0, LGPL, public domain; per package)",
         split=f"by font package: train fonts from {len(LETTER_TRAIN_PACKAGES)} packages, test fonts from "
               f"{len(LETTER_TEST_PACKAGES)} others ({', '.join(LETTER_TEST_PACKAGES)}); {LETTER_VIEWS} jittered renders "
@@ -380,7 +381,7 @@ def build_icons():
     x, y = _stack(xs, ys)
     arrays, counts = _split_grouped(x, y, keys)
     return arrays, ICON_CLASSES, src.provenance(
-        source="Debian oxygen-icon-theme, tango-icon-theme, gnome-icon-theme, lxde-icon-theme (32x32 PNG icons)",
+        source="Debian " + ", ".join(f"{p} {v}" for p, v in src.versions.items()) + " (32x32 PNG icons)",
         license="LGPL-3+ (Oxygen, LXDE nuoveXT2), public domain (Tango), GPL-2+ (GNOME)",
         split="icon context folder is the class; icons with the same name in any theme, and near-duplicates, form one "
               "group; per-class 70/30 of groups (RandomState(0)); aliases (symlinks) skipped",
@@ -433,7 +434,7 @@ def build_clipart():
     arrays, counts = _split_grouped(x, y, keys)
     counts["left_out_over_max_pixels"] = len(too_large)
     return arrays, CLIPART_CLASSES, src.provenance(
-        source="Debian openclipart-png (Open Clip Art Library 0.18)",
+        source=f"Debian openclipart-png {src.versions['openclipart-png']} (Open Clip Art Library 0.18)",
         license="public domain (Creative Commons Public Domain Dedication)",
         split="top-level category folder is the class; near-duplicates (e.g. colour and black-and-white versions) "
               "form one group; per-class 70/30 of groups (RandomState(0)); symlinked copies skipped",
@@ -475,7 +476,7 @@ def build_objects():
         arrays[f"x_{side}"], arrays[f"y_{side}"] = _stack(xs, ys)
     counts = {"stamps": len(labels), "groups": int(groups.max() + 1), "stamps_train": int(len(tr)), "stamps_test": int(len(te))}
     return arrays, list(OBJECT_CLASSES), src.provenance(
-        source="Debian tuxpaint-stamps-default (PNG stamps: mostly photographs cut out on transparency)",
+        source=f"Debian tuxpaint-stamps-default {src.versions['tuxpaint-stamps-default']} (PNG stamps, mostly cut-out photographs)",
         license="GPL-2 (Tux Paint stamps)",
         split=f"stamp folder is the class (cartoon/toy sub-folders left out); stamps and their near-duplicates split "
               f"per class 70/30 by group (RandomState(0)); {OBJECT_VIEWS} jittered views per stamp (flip, rotation, "
