@@ -17,7 +17,7 @@ OFFLINE = ["digits", "mnist", "fashion-mnist", "animals", "textures", "faces", "
 EXPECTED = {  # name: (classes, train, test)
     "digits": (10, 1252, 545), "mnist": (10, 6995, 3005), "fashion-mnist": (10, 60000, 10000),
     "animals": (10, 7000, 3000), "textures": (12, 2400, 960), "faces": (2, 140, 60),
-    "letters": (26, 9204, 4784), "icons": (6, 1232, 532), "emoji": (9, 2672, 1140), "clipart": (7, 957, 414),
+    "letters": (26, 9204, 4784), "icons": (6, 837, 355), "emoji": (9, 2672, 1140), "clipart": (7, 957, 414),
     "objects": (6, 960, 444),
 }
 

@@ -18,7 +18,7 @@ from t2s_lib.tasks.fetch import is_fetched
 NEW = ["letters", "icons", "emoji", "clipart", "objects"]
 EXPECTED = {  # name: (classes, train, test, image shape)
     "letters": (26, 9204, 4784, (32, 32)),
-    "icons": (6, 1232, 532, (32, 32, 3)),
+    "icons": (6, 837, 355, (32, 32, 3)),
     "emoji": (9, 2672, 1140, (32, 32, 3)),
     "clipart": (7, 957, 414, (48, 48, 3)),
     "objects": (6, 960, 444, (48, 48, 3)),

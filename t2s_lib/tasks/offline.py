@@ -46,7 +46,7 @@ OFFLINE_INFO = {
                            "OFL-1.1 / GPL-2+ with font exception / Apache-2.0 / LGPL / public domain (per package)",
                            26, 9204, 4784, "disjoint font packages", "upper-case letters A-Z rendered from 269 fonts, 32 px"),
     "icons": OfflineInfo("icons", "Debian oxygen-icon-theme 5.103.0-1, tango-icon-theme 0.8.90-11, gnome-icon-theme 3.12.0-5, "
-                         "lxde-icon-theme 0.5.1-2.1", "LGPL-3+ / public domain / GPL-2+", 6, 1232, 532,
+                         "lxde-icon-theme 0.5.1-2.1", "LGPL-3+ / public domain / GPL-2+", 6, 837, 355,
                          "70/30 of icon groups", "32 px desktop icons by context (actions, apps, devices, ...)"),
     "emoji": OfflineInfo("emoji", "npm emoji-datasource-twitter@16.0.0 + emoji-datasource-google@16.0.0",
                          "CC-BY-4.0 (Twemoji) / Apache-2.0 (Noto)", 9, 2672, 1140, "70/30 of emoji groups",

@@ -78,6 +78,8 @@ ICON_THEMES = {  # package: folder of its 32x32 PNG icons (one sub-folder per fr
     "lxde-icon-theme": "usr/share/icons/nuoveXT2/32x32",
 }
 ICON_CLASSES = ["actions", "apps", "devices", "mimetypes", "places", "status"]
+#: "actions" alone has ~870 icons (half of all): every class keeps at most this many (whole names, seeded).
+ICON_MAX_PER_CLASS = 300
 
 EMOJI_STYLES = {"twitter": "emoji-datasource-twitter", "google": "emoji-datasource-google"}
 EMOJI_CATEGORIES = {  # emoji.json category: class name ("Component", the skin-tone swatches, is left out)
@@ -272,6 +274,28 @@ def _split_grouped(x: np.ndarray, y: np.ndarray, keys: list[str]) -> tuple[dict[
     return arrays, counts
 
 
+def _cap_per_class(labels: list[int], keys: list[str], cap: int, seed: int = 0) -> list[int]:
+    """Indices kept when each class keeps at most ``cap`` images, taking whole keys in a seeded random order."""
+    rng = np.random.RandomState(seed)
+    keep: list[int] = []
+    for label in sorted(set(labels)):
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        if len(idx) <= cap:
+            keep += idx
+            continue
+        by_key: dict[str, list[int]] = {}
+        for i in idx:
+            by_key.setdefault(keys[i], []).append(i)
+        names = sorted(by_key)
+        rng.shuffle(names)
+        chosen: list[int] = []
+        for name in names:
+            if len(chosen) + len(by_key[name]) <= cap:
+                chosen += by_key[name]
+        keep += chosen
+    return sorted(keep)
+
+
 def _stack(images: list[np.ndarray], labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images).astype(np.uint8), np.asarray(labels, dtype=np.int64)
 
@@ -378,13 +402,16 @@ def build_icons():
                 xs.append(_place(_open_rgba(path), 32, fill=1.0))
                 ys.append(label)
                 keys.append(f"name:{path.stem}")
-    x, y = _stack(xs, ys)
-    arrays, counts = _split_grouped(x, y, keys)
+    keep = _cap_per_class(ys, keys, ICON_MAX_PER_CLASS)
+    x, y = _stack([xs[i] for i in keep], [ys[i] for i in keep])
+    arrays, counts = _split_grouped(x, y, [keys[i] for i in keep])
+    counts["left_out_over_class_cap"] = len(ys) - len(keep)
     return arrays, ICON_CLASSES, src.provenance(
         source="Debian " + ", ".join(f"{p} {v}" for p, v in src.versions.items()) + " (32x32 PNG icons)",
         license="LGPL-3+ (Oxygen, LXDE nuoveXT2), public domain (Tango), GPL-2+ (GNOME)",
         split="icon context folder is the class; icons with the same name in any theme, and near-duplicates, form one "
-              "group; per-class 70/30 of groups (RandomState(0)); aliases (symlinks) skipped",
+              f"group; at most {ICON_MAX_PER_CLASS} icons per class (random whole names, RandomState(0)); per-class 70/30 "
+              "of groups (RandomState(0)); aliases (symlinks) skipped",
         groups=counts, domain="icons")
 
 
