@@ -112,25 +112,35 @@ def apt_package(package: str, *, fix: str | None = None) -> Path:
 
     No root is needed, except to refresh empty apt lists (done once, as root only).
     """
-    dest = package_dir("apt", package)
-    if stamp_ok(dest):
-        return dest
-    fix = fix or REGISTRY_FIX["apt"]
-    downloads = cache_layout().package_downloads
-    downloads.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=downloads) as work:
-        if _apt_lists_empty():
-            _apt_update()
-        run_tool(["apt-get", "download", package], Path(work), f"downloading Debian package {package}", fix,
-                 before_retry=_apt_update)
-        debs = sorted(Path(work).glob(f"{package}_*.deb"))
-        if not debs:
-            raise T2SError(f"apt-get download {package} left no .deb", fix)
-        with atomic_path(dest, is_dir=True) as tmp:
-            run_tool(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], Path(work), f"unpacking {debs[-1].name}",
-                     "install dpkg (part of every Debian/Ubuntu system)", retries=0)
-            write_stamp(tmp, registry="apt", package=package, archive=debs[-1].name)
-    return dest
+    return apt_packages([package], fix=fix)[package]
+
+
+def apt_packages(packages: list[str], *, fix: str | None = None) -> dict[str, Path]:
+    """:func:`apt_package` for several packages with one ``apt-get download`` call for all those not
+    yet unpacked (apt reads its package lists once instead of once per package); returns name -> root."""
+    missing = [p for p in dict.fromkeys(packages) if not stamp_ok(package_dir("apt", p))]
+    if missing:
+        fix = fix or REGISTRY_FIX["apt"]
+        downloads = cache_layout().package_downloads
+        downloads.mkdir(parents=True, exist_ok=True)
+        what = f"downloading Debian package{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+        with tempfile.TemporaryDirectory(dir=downloads) as work:
+            if _apt_lists_empty():
+                _apt_update()
+            run_tool(["apt-get", "download", *missing], Path(work), what, fix, before_retry=_apt_update)
+            for package in missing:
+                _unpack_deb(package, Path(work), fix)
+    return {p: package_dir("apt", p) for p in packages}
+
+
+def _unpack_deb(package: str, work: Path, fix: str) -> None:
+    debs = sorted(work.glob(f"{package}_*.deb"))
+    if not debs:
+        raise T2SError(f"apt-get download {package} left no .deb", fix)
+    with atomic_path(package_dir("apt", package), is_dir=True) as tmp:
+        run_tool(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], work, f"unpacking {debs[-1].name}",
+                 "install dpkg (part of every Debian/Ubuntu system)", retries=0)
+        write_stamp(tmp, registry="apt", package=package, archive=debs[-1].name)
 
 
 def npm_package(spec: str) -> Path:

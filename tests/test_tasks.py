@@ -13,10 +13,12 @@ from t2s_lib.profiles import load_profile
 from t2s_lib.tasks import FolderTask, ImageDecodeError, get_task, list_tasks, split_70_30, stratified_indices
 from t2s_lib.tasks.fetch import fetch, is_fetched
 
-OFFLINE = ["digits", "mnist", "fashion-mnist", "animals", "textures", "faces"]
+OFFLINE = ["digits", "mnist", "fashion-mnist", "animals", "textures", "faces", "letters", "icons", "emoji", "clipart", "objects"]
 EXPECTED = {  # name: (classes, train, test)
     "digits": (10, 1252, 545), "mnist": (10, 6995, 3005), "fashion-mnist": (10, 60000, 10000),
     "animals": (10, 7000, 3000), "textures": (12, 2400, 960), "faces": (2, 140, 60),
+    "letters": (26, 9204, 4784), "icons": (6, 837, 355), "emoji": (9, 2672, 1140), "clipart": (7, 957, 414),
+    "objects": (6, 960, 444),
 }
 
 

@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.set_defaults(func=_fetch)
     ls = sub.add_parser("list", help="list registered tasks")
     ls.add_argument("--kind", choices=["paper", "offline"], default=None)
+    ls.add_argument("--json", action="store_true",
+                    help="print a JSON list: name, kind, classes, train, test (+ fetched, source, license, domain for offline tasks)")
     ls.set_defaults(func=_list)
     info = sub.add_parser("info", help="classes and split sizes of a task (name or ImageFolder path)")
     info.add_argument("task")
@@ -37,9 +39,14 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ..tasks import OFFLINE_DESCRIPTIONS, PAPER_SPECS, list_tasks
+    import json
+
+    from ..tasks import OFFLINE_DESCRIPTIONS, OFFLINE_INFO, PAPER_SPECS, list_tasks, task_records
     from ..tasks.fetch import is_fetched
 
+    if args.json:
+        print(json.dumps(task_records(args.kind), indent=2))
+        return 0
     for name in list_tasks(args.kind):
         if name in PAPER_SPECS:
             s = PAPER_SPECS[name]
@@ -47,7 +54,9 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{name:16s} paper/{role:6s} {s.num_classes:5d} classes  {s.train}/{s.test}  <root>/{s.folder}/")
         else:
             state = "fetched" if is_fetched(name) else "not fetched (t2s data fetch)"
-            print(f"{name:16s} offline      {OFFLINE_DESCRIPTIONS.get(name, '')}  [{state}]")
+            domain = OFFLINE_INFO[name].domain if name in OFFLINE_INFO else ""
+            print(f"{name:16s} offline/{domain:11s} {OFFLINE_DESCRIPTIONS.get(name, '')}  [{state}]")
+    print("(your own data: any folder DIR/<class>/<image> or DIR/{train,test}/<class>/<image> is a task)")
     return 0
 
 

@@ -14,7 +14,10 @@ Sources (all checked on a fresh Debian 12 with only PyPI, apt and npm reachable)
   directly because its own loader imports tensorflow);
 * ``digits``: scikit-learn's bundled ``load_digits`` (8x8, 0..16 scaled to 0..255);
 * ``faces``: scikit-image's bundled ``lfw_subset`` (100 faces vs 100 non-faces, 25x25);
-* ``textures``: random 32x32 crops of 12 tileable Debian ``gimp-data`` patterns.
+* ``textures``: random 32x32 crops of 12 tileable Debian ``gimp-data`` patterns;
+* ``letters``, ``icons``, ``emoji``, ``clipart``, ``objects``: see :mod:`t2s_lib.tasks.sources`
+  (Debian font and icon-theme packages, npm emoji-datasource, Debian openclipart-png and
+  tuxpaint-stamps-default).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import pickle
 import shutil
 import struct
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -35,6 +39,7 @@ from ..errors import T2SError
 from ..fetching import discard_package, installed_or_apt, npm_package, pypi_package
 from ..io import atomic_path, write_json
 from ..paths import cache_layout
+from .sources import SOURCE_BUILDERS, build_only_packages
 from .splits import split_70_30
 
 FORMAT_VERSION = 1
@@ -226,8 +231,8 @@ def _build_textures():
         "license": "GPL-3+ (gimp-data)", "patterns": TEXTURE_PATTERNS}
 
 
-#: Debian packages unpacked only to build datasets (removed once every offline task is built).
-BUILD_ONLY_PACKAGES = ("dataset-fashion-mnist", "gimp-data")
+#: (registry, spec) of packages unpacked only to build datasets (removed once every offline task is built).
+BUILD_ONLY_PACKAGES = [("apt", "dataset-fashion-mnist"), ("apt", "gimp-data"), *build_only_packages()]
 
 BUILDERS: dict[str, Callable] = {
     "digits": _build_digits,
@@ -236,6 +241,7 @@ BUILDERS: dict[str, Callable] = {
     "animals": _build_animals,
     "textures": _build_textures,
     "faces": _build_faces,
+    **SOURCE_BUILDERS,  # letters, icons, emoji, clipart, objects
 }
 
 
@@ -252,6 +258,7 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log: Callable[
             continue
         if (task_dir(name) / "source.json").is_file() and not force:
             log(f"{name}: the cached copy is incomplete or corrupt; rebuilding it")
+        t0 = time.perf_counter()
         arrays, classes, prov = BUILDERS[name]()
         d = task_dir(name)
         d.mkdir(parents=True, exist_ok=True)
@@ -262,12 +269,13 @@ def fetch(names: list[str] | None = None, *, force: bool = False, log: Callable[
             "format_version": FORMAT_VERSION, "name": name, "classes": list(classes),
             "train": int(len(arrays["y_train"])), "test": int(len(arrays["y_test"])),
             "image_shape": list(arrays["x_train"].shape[1:]),
+            "build_seconds": round(time.perf_counter() - t0, 1),  # downloads included
         })
         prov.update({"npz_bytes": (d / "data.npz").stat().st_size, "npz_sha256": _sha256(d / "data.npz")})
         write_json(d / "source.json", prov)  # written last: marks the task complete
         status[name] = "fetched"
         log(f"{name}: {prov['train']} train / {prov['test']} test, {len(classes)} classes ({prov['source']})")
-    if all(is_fetched(n) for n in BUILDERS):  # unpacked .debs (~120 MB) are only needed while building
-        for package in BUILD_ONLY_PACKAGES:
-            discard_package("apt", package)
+    if all(is_fetched(n) for n in BUILDERS):  # unpacked packages (~700 MB) are only needed while building
+        for registry, spec in BUILD_ONLY_PACKAGES:
+            discard_package(registry, spec)
     return status

@@ -35,6 +35,51 @@ def split_70_30(labels: Sequence[int], train_frac: float = 0.7, seed: int = 0) -
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(test, dtype=np.int64))
 
 
+def split_groups_70_30(labels: Sequence[int], groups: Sequence[int], train_frac: float = 0.7,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class 70/30 split of whole *groups* (a source item and its near-duplicates or views).
+
+    Every image of a group lands on the same side, so no test image is a near-copy of a training
+    image. A group belongs to the class of its first image. One ``RandomState(seed)`` is shared
+    across classes (first-appearance order, as :func:`split_70_30`); within a class the groups
+    are shuffled and go to train, in that order, while the class has fewer than
+    ``floor(train_frac * n_images)`` training images (groups of unequal size make the share
+    approximate); at least one group stays on each side when the class has two or more.
+    Returns sorted index arrays (train, test).
+    """
+    labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    if labels.shape != groups.shape:
+        raise T2SError(f"labels {labels.shape} and groups {groups.shape} differ in length",
+                       "give one group id per image")
+    first: dict[int, int] = {}
+    for i, g in enumerate(groups.tolist()):
+        first.setdefault(g, i)
+    group_label = {g: labels[i] for g, i in first.items()}
+    rng = np.random.RandomState(seed)
+    order: list = []
+    for lab in labels.tolist():
+        if lab not in order:
+            order.append(lab)
+    sizes: dict = {}
+    for g in groups.tolist():
+        sizes[g] = sizes.get(g, 0) + 1
+    train_groups: set = set()
+    for lab in order:
+        members = np.asarray([g for g in first if group_label[g] == lab])  # first-appearance order
+        rng.shuffle(members)
+        target = int(np.floor(train_frac * sum(sizes[g] for g in members.tolist())))
+        count, k = 0, 0
+        while k < len(members) and count < target:
+            count += sizes[members[k]]
+            k += 1
+        if len(members) >= 2:
+            k = min(max(k, 1), len(members) - 1)
+        train_groups.update(members[:k].tolist())
+    in_train = np.asarray([g in train_groups for g in groups.tolist()], dtype=bool)
+    return np.flatnonzero(in_train).astype(np.int64), np.flatnonzero(~in_train).astype(np.int64)
+
+
 def stratified_indices(
     labels: Sequence[int],
     *,
