@@ -125,3 +125,16 @@ def test_cli_evaluate_on_registered_offline_task(tmp_path, digits_task):
                "--results", str(results), "--reward-table", str(rewards), "--device", "cpu"])
     assert rc == 0
     assert json.loads(rewards.read_text())["digits"]["scratch:resnet10t"] > 30.0
+
+
+def test_released_knn_loader_leaves_the_dropped_tail_as_zero_features_of_class_0(digits):
+    model = create_backbone("resnet10t", 0, drop_path_rate=0.1)
+    ds = Transformed(torch.utils.data.Subset(digits.dataset("train"), range(50)), eval_transform(32))
+    labels = [int(ds[i][1]) for i in range(50)]
+    f, y = extract_features(model, ds, batch_size=16, train_mode=True, seed=0, released_loader=True)
+    kept = 50 // 16 * 16
+    assert f.shape[0] == 50 and torch.all(f[kept:] == 0) and torch.all(y[kept:] == 0)
+    assert torch.all(f[:kept].abs().sum(1) > 0)
+    assert sorted(y[:kept].tolist()) != sorted(labels[:kept])  # a shuffled subset, not the first 48
+    again, _ = extract_features(model, ds, batch_size=16, train_mode=True, seed=0, released_loader=True)
+    assert torch.equal(f, again)

@@ -22,12 +22,16 @@ class Transformed:
 
 
 def extract_features(model, dataset, *, device=None, batch_size: int = 128, workers: int = 0,
-                     train_mode: bool = False, amp: bool | None = None, seed: int = 0) -> tuple[Any, Any]:
+                     train_mode: bool = False, amp: bool | None = None, seed: int = 0,
+                     released_loader: bool = False) -> tuple[Any, Any]:
     """Return ``(features [N, D] float32, labels [N] int64)`` on ``device``.
 
     ``train_mode=False`` (default) extracts in eval mode. ``train_mode=True`` reproduces the
     released k-NN code, which never called ``model.eval()``: BatchNorm uses batch statistics and
-    stochastic depth stays active, so features depend on the batch (seeded here for repeatability).
+    stochastic depth stays active (the backbone must be built with its drop path), so features
+    depend on the batch (seeded here for repeatability). ``released_loader=True`` also reproduces
+    that code's training-feature loader: shuffled with ``drop_last``, the dropped tail left as zero
+    features labelled 0.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -41,7 +45,11 @@ def extract_features(model, dataset, *, device=None, batch_size: int = 128, work
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     torch.manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+    order = torch.arange(len(dataset))
+    if released_loader:  # the released k-NN code's training loader: shuffled, drop_last
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+        order = order[: len(order) // batch_size * batch_size]
+    loader = DataLoader(_Ordered(dataset, order), batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
     feats, labels = [], []
     with torch.inference_mode():
@@ -54,4 +62,25 @@ def extract_features(model, dataset, *, device=None, batch_size: int = 128, work
             feats.append(out.float().flatten(1))
             labels.append(torch.as_tensor(targets, device=device))
     model.train(was_training)
-    return torch.cat(feats), torch.cat(labels).long()
+    f, y = torch.cat(feats), torch.cat(labels).long()
+    if released_loader:
+        # the released code filled a preallocated bank in loader order: the dropped tail stays as zero
+        # features labelled 0 (they still take part in the vote)
+        bank = torch.zeros(len(dataset), f.shape[1], device=f.device, dtype=f.dtype)
+        bank_y = torch.zeros(len(dataset), dtype=torch.long, device=f.device)
+        bank[: len(f)], bank_y[: len(y)] = f, y
+        return bank, bank_y
+    return f, y
+
+
+class _Ordered:
+    """``dataset`` read in the given index order."""
+
+    def __init__(self, dataset, order):
+        self.dataset, self.order = dataset, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int):
+        return self.dataset[int(self.order[i])]

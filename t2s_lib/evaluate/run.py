@@ -126,7 +126,9 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
     device = resolve_device(opts.device)
     task = resolve_task(task)
     seed_everything(opts.seed, deterministic_torch=False)
-    model = load_eval_backbone(backbone, drop_path_rate=0.1 if opts.protocol == "finetune" else 0.0, seed=opts.seed)
+    # fine-tuning trains with stochastic depth 0.1; the released k-NN extracted features with it active too
+    drop_path = 0.1 if opts.protocol == "finetune" or (opts.protocol == "knn" and opts.train_mode) else 0.0
+    model = load_eval_backbone(backbone, drop_path_rate=drop_path, seed=opts.seed)
     train = _subset(task.dataset("train"), opts.max_train, opts.seed)
     test = _subset(task.dataset("test"), opts.max_test, opts.seed + 1)
     if len(train) == 0 or len(test) == 0:
@@ -140,7 +142,7 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
         tf = eval_transform(opts.img_size, interpolation="bicubic")
         kw = dict(device=device, batch_size=opts.feature_batch, workers=opts.workers, train_mode=opts.train_mode,
                   seed=opts.seed)
-        ftr, ytr = extract_features(model, Transformed(train, tf), **kw)
+        ftr, ytr = extract_features(model, Transformed(train, tf), released_loader=opts.train_mode, **kw)
         fte, yte = extract_features(model, Transformed(test, tf), **kw)
         value = knn_accuracy(ftr, ytr, fte, yte, k=opts.k, temperature=opts.temperature, num_classes=task.num_classes)
     else:
