@@ -97,6 +97,9 @@ class TasksSection:
 class Task2VecSection:
     probe: str = field(default="resnet18", metadata=choices("resnet18", "resnet34", "resnet50"))
     probe_checkpoint: str | None = None  # null = fixed-seed random-init probe (named in every embedding's metadata)
+    # train the probe on a rendered set (t2s_lib.task2vec.trained_probe.ProbeRecipe fields; cached per machine);
+    # used when probe_checkpoint is null
+    probe_recipe: dict[str, Any] | None = None
     img_size: int = field(default=224, metadata=bounds(16, 1024))
     max_samples: int | None = field(default=10000, metadata=POSITIVE)
     fisher_samples: int = field(default=10000, metadata=bounds(2))
@@ -110,6 +113,16 @@ class Task2VecSection:
 
     def validate(self, where: str) -> None:
         _check_tasks(self.fraction_tasks, f"{where}.fraction_tasks")
+        if self.probe_recipe is not None:
+            from .schema import check_keys
+            from .task2vec.trained_probe import ProbeRecipe
+
+            check_keys(self.probe_recipe, [f.name for f in dataclasses.fields(ProbeRecipe)], f"{where}.probe_recipe")
+            recipe = ProbeRecipe(**self.probe_recipe)
+            _check_settings([recipe.setting], f"{where}.probe_recipe.setting")
+            from .train.config import PretrainConfig
+
+            check_fields(PretrainConfig(**recipe.train), f"{where}.probe_recipe.train", recipe.train.keys())
 
     def options(self, **overrides: Any):
         """The :class:`~t2s_lib.task2vec.embed.Task2VecOptions` of this section (``None`` overrides ignored)."""

@@ -6,7 +6,9 @@ on real offline tasks, with one torch thread (much faster than two on a shared 2
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -214,3 +216,34 @@ def test_embeds_a_paper_task_from_its_layout(name, tmp_path, isolated_cache):
                            classifier_epochs=1, classifier_samples=8)
     e = embed_task(name, opts, root=str(tmp_path), device="cpu", cache=False)
     assert e.hessian.shape == (9600,) and e.meta["task_kind"] == "paper" and np.all(np.isfinite(e.hessian))
+
+
+def test_trained_probe_is_cached_and_its_vectors_are_not_compared_with_other_probes(tmp_path, monkeypatch, lib,
+                                                                                     isolated_cache):
+    from t2s_lib.paths import CacheLayout, cache_layout
+    from t2s_lib.task2vec import trained_probe
+    from t2s_lib.task2vec.distances import check_comparable
+
+    real = cache_layout()
+    monkeypatch.setattr(trained_probe, "cache_layout", lambda: CacheLayout(tmp_path))  # probes in a private folder
+    recipe = trained_probe.ProbeRecipe(images=24, classes=3, img_size=32, train={
+        "arch": "resnet18", "epochs": 1, "batch_size": 8, "img_size": 32, "warmup_epochs": 0, "workers": 0,
+        "mixup": 0.0, "cutmix": 0.0, "auto_augment": None})
+    ckpt = trained_probe.probe_checkpoint(recipe, device="cpu", log=lambda *_: None)
+    assert ckpt == tmp_path / "probes" / recipe.key / "pretrain" / "checkpoint.pt" and ckpt.is_file()
+    assert not (ckpt.parent.parent / "images").exists()
+    t0 = time.perf_counter()
+    assert trained_probe.probe_checkpoint(recipe, device="cpu") == ckpt and time.perf_counter() - t0 < 1
+    opts = dataclasses.replace(SMOKE, fisher_samples=32)
+    trained = embed_task("digits", dataclasses.replace(opts, probe_checkpoint=str(ckpt)), threads=1)
+    plain = embed_task("digits", opts, threads=1)
+    assert trained.meta["comparability"]["weights"] == trained.meta["weights"]["checkpoint_sha256"]
+    assert plain.meta["comparability"]["weights"] == "random-init:0"
+    assert not np.allclose(trained.hessian, plain.hessian)
+    with pytest.raises(T2SError, match="not comparable.*weights"):
+        check_comparable({"a": trained.meta, "b": plain.meta})
+    other_batch = dict(plain.meta, comparability={**plain.meta["comparability"], "fisher_batch_size": 64})
+    with pytest.raises(T2SError, match="fisher_batch_size"):
+        check_comparable({"a": plain.meta, "b": other_batch})
+    assert check_comparable({"a": plain.meta, "b": plain.meta})["probe"] == "resnet18"
+    assert real.root != tmp_path

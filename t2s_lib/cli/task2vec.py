@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output .npz (a .json with metadata is written beside it)")
     p.add_argument("--profile-tasks", action="store_true",
                    help="embed every seen/unseen task of --profile into runs/<profile>/task2vec/ instead")
+    p.add_argument("--build-probe", action="store_true",
+                   help="train (once per machine, cached) the probe of the profile's task2vec.probe_recipe and print its path")
     add_profile_arg(p)
     p.add_argument("--fraction", type=float, default=None, help="stratified fraction of the training split (0-1]")
     p.add_argument("--probe", choices=["resnet18", "resnet34", "resnet50"], default=None)
@@ -47,9 +49,16 @@ def _run(args: argparse.Namespace) -> int:
     from ..profiles import load_profile
     from ..task2vec import embed_profile, embed_task
 
+    from ..task2vec.study import probe_checkpoint_of
+
     prof = load_profile(args.profile)
     sec = prof.task2vec
     threads = args.threads if args.threads is not None else sec.threads
+    if args.build_probe:
+        if not sec.probe_recipe:
+            raise T2SError(f"profile {prof.name!r} has no task2vec.probe_recipe", "add one, or give --probe-checkpoint")
+        print(probe_checkpoint_of(dataclasses.replace(prof, device=args.device)))
+        return 0
     if args.profile_tasks:
         embed_profile(dataclasses.replace(prof, device=args.device))
         return 0
@@ -57,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
         raise T2SError("t2s task2vec needs --task and --out (or --profile-tasks)",
                        "e.g. t2s task2vec --task digits --out runs/digits.npz")
     out = check_output_path(args.out, kind="file")
-    opts = sec.options(fraction=args.fraction, probe=args.probe, probe_checkpoint=args.probe_checkpoint,
+    opts = sec.options(fraction=args.fraction, probe=args.probe,
+                       probe_checkpoint=args.probe_checkpoint or probe_checkpoint_of(prof),
                        img_size=args.img_size, max_samples=args.max_samples, fisher_samples=args.fisher_samples,
                        fisher_batch_size=args.fisher_batch_size, seed=args.seed, on_bad_image=args.on_bad_image)
     emb = embed_task(args.task, opts, device=args.device, cache=not args.no_cache, threads=threads,

@@ -37,11 +37,17 @@ def study_problem(prof: Profile) -> PolicyProblem:
     if not reward_path.is_file():
         raise T2SError(f"{reward_path} not found", "build the reward table first (notebook 03 or `t2s rewards build`)")
     rewards = json.loads(reward_path.read_text())
+    from ..task2vec.distances import check_comparable
+
     vectors: dict[str, np.ndarray] = {}
+    metas: dict[str, dict] = {}
     for task in prof.tasks.all:
         path = layout.task_vector(task)
         if task in rewards and path.is_file():
-            vectors[task] = np.asarray(Embedding.load(path).hessian, dtype=np.float64)
+            emb = Embedding.load(path)
+            vectors[task] = np.asarray(emb.hessian, dtype=np.float64)
+            metas[task] = emb.meta
+    check_comparable(metas)
     seen = tuple(t for t in prof.tasks.seen if t in vectors)
     unseen = tuple(t for t in prof.tasks.unseen if t in vectors)
     if len(seen) < 2 or not unseen:

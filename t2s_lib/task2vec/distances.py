@@ -8,12 +8,36 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import T2SError
 from ..published import l2_normalize, load_task2vec_vectors
+
+
+#: The published vectors' probe: torchvision's ImageNet ResNet-18, Fisher batches of 64 (reference 6).
+PUBLISHED_COMPARABILITY = {"probe": "resnet18", "weights": "imagenet (published vectors)", "fisher_batch_size": 64}
+
+
+def check_comparable(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Refuse to compare embeddings of different probes or Fisher batch sizes; returns the common key.
+
+    ``metas`` maps a task name to its embedding metadata (``Embedding.meta``); an embedding written
+    before the key was recorded (no ``comparability`` entry) cannot be checked and is accepted.
+    """
+    keys = {name: dict(m.get("comparability") or {}) for name, m in metas.items()}
+    known = {name: k for name, k in keys.items() if k}
+    if not known:
+        return {}
+    ref_name, ref = next(iter(known.items()))
+    for name, k in known.items():
+        diff = sorted(f for f in set(ref) | set(k) if ref.get(f) != k.get(f))
+        if diff:
+            raise T2SError(f"Task2Vec embeddings of {ref_name!r} and {name!r} are not comparable "
+                           f"(different {', '.join(diff)}: {[ref.get(f) for f in diff]} vs {[k.get(f) for f in diff]})",
+                           "embed every task with the same probe weights and fisher_batch_size")
+    return ref
 
 
 def cosine_similarity(h0: np.ndarray, h1: np.ndarray) -> float:

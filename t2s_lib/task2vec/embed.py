@@ -365,6 +365,7 @@ def embed_task(
         "fisher_images_per_s": round(n_fisher_images / max(t_fisher, 1e-9), 2),
         "cache_key": key,
         "version": EMBED_VERSION,
+        "comparability": comparability(opts, weights),
     }
     emb = Embedding(hessian=hessian, scale=np.ones_like(hessian), meta=meta)
     if not np.all(np.isfinite(hessian)):
@@ -372,6 +373,13 @@ def embed_task(
     if cache:
         emb.save(cache_file)
     return emb
+
+
+def comparability(opts: Task2VecOptions, weights: dict) -> dict[str, Any]:
+    """What must agree for two embeddings to be compared: the probe (architecture and weights) and the
+    Fisher batch size (it changes the vectors' scale about 6x between 16 and 64)."""
+    ident = weights.get("checkpoint_sha256") or f"{weights.get('weights')}:{weights.get('probe_seed', 0)}"
+    return {"probe": opts.probe, "weights": ident, "fisher_batch_size": int(opts.fisher_batch_size)}
 
 
 def _safe(name: str) -> str:

@@ -47,6 +47,9 @@ def similarity_heatmap(names: Sequence[str], H: np.ndarray, n_published: int, ax
     import matplotlib.pyplot as plt
 
     S = cosine_similarity_matrix(H)
+    # published (ImageNet probe) and ours (another probe) are not comparable: no cross-block values
+    S[:n_published, n_published:] = np.nan
+    S[n_published:, :n_published] = np.nan
     if ax is None:
         _, ax = plt.subplots(figsize=(0.38 * len(names) + 2, 0.38 * len(names) + 1))
     im = ax.imshow(S, vmin=0, vmax=1, cmap="viridis")
@@ -57,7 +60,8 @@ def similarity_heatmap(names: Sequence[str], H: np.ndarray, n_published: int, ax
         ax.axhline(pos, color="w", lw=1.5)
         ax.axvline(pos, color="w", lw=1.5)
     ax.figure.colorbar(im, ax=ax, fraction=0.04, label="cosine similarity")
-    ax.set_title("Task2Vec cosine similarity: published (ImageNet probe) | ours (probe in metadata)", fontsize=9)
+    ax.set_title("Task2Vec cosine similarity: published (ImageNet probe) | ours (probe in metadata);\n"
+                 "different probes are not comparable, so the cross blocks are left empty", fontsize=9)
     return ax.figure, S
 
 
@@ -91,8 +95,10 @@ def fraction_table(prof: Profile, *, predict=None):
     """
     import pandas as pd
 
+    from .study import probe_checkpoint_of
+
     sec = prof.task2vec
-    opts = sec.options()
+    opts = sec.options(probe_checkpoint=probe_checkpoint_of(prof))
     rows = []
     for task in sec.fraction_tasks:
         rows += fraction_experiment(task, sec.fractions, opts, device=prof.device, threads=sec.threads, predict=predict,

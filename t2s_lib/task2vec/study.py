@@ -18,6 +18,18 @@ def profile_tasks(prof: Profile) -> tuple[list[str], list[str]]:
     return list(prof.tasks.seen), list(prof.tasks.unseen)
 
 
+def probe_checkpoint_of(prof: Profile, *, log: Callable[[str], None] = print) -> str | None:
+    """The profile's probe weights: its ``probe_checkpoint``, or the probe trained by its ``probe_recipe``
+    (trained once per machine and cached), or None (the fixed-seed random-init probe)."""
+    sec = prof.task2vec
+    if sec.probe_checkpoint or not sec.probe_recipe:
+        return sec.probe_checkpoint
+    from .trained_probe import ProbeRecipe, probe_checkpoint
+
+    return str(probe_checkpoint(ProbeRecipe(**sec.probe_recipe), device=prof.device,
+                                render_workers=prof.render.workers, log=log))
+
+
 def embed_profile(prof: Profile, out_dir: str | Path | None = None, *, tasks: Sequence[str] | None = None,
                   log: Callable[[str], None] = print) -> dict[str, Embedding]:
     """Embed every task of a profile into ``<run_dir>/task2vec/<task>.npz`` (+ ``.json``); resumable.
@@ -26,7 +38,7 @@ def embed_profile(prof: Profile, out_dir: str | Path | None = None, *, tasks: Se
     rerun only re-writes the per-profile copies.
     """
     sec = prof.task2vec
-    opts = sec.options()
+    opts = sec.options(probe_checkpoint=probe_checkpoint_of(prof, log=log))
     seen, unseen = profile_tasks(prof)
     names = list(tasks) if tasks is not None else seen + unseen
     layout = prof.layout
