@@ -61,3 +61,40 @@ def digits_task():
     except T2SError as exc:
         pytest.fail(f"offline data are not fetched: run `t2s data fetch` (or `make data`) first\n{exc}")
     return task
+
+
+#: A tiny reward-table profile (2 tasks, 3 settings, one replicate): shared by the builder and adapt tests.
+TINY_PROFILE = {
+    "name": "tiny", "seed": 0, "device": "cpu",
+    "render": {"library": "sweethome3d", "msaa": 0, "workers": 1},
+    "pretrain": {"render": {"images": 16, "classes": 2, "img_size": 16},
+                 "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 16, "warmup_epochs": 0,
+                            "workers": 0, "mixup": 0.0, "cutmix": 0.0, "auto_augment": None, "val_fraction": 0.25}},
+    "evaluate": {"tasks": ["digits", "faces"], "img_size": 16, "max_train": 80, "max_test": 40},
+    "rewards": {"design": "explicit", "settings": ["0_0_0_0_0_1_0_0_1"], "seeds": [0],
+                "replicates": {"settings": ["all_off"], "seeds": [1]}},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, lib, digits_task):
+    """The tiny profile, loaded from a YAML file (its run folder in a temporary directory)."""
+    import yaml
+
+    from t2s_lib.profiles import load_profile
+
+    folder = tmp_path_factory.mktemp("tiny")
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY_PROFILE, "run_dir": str(folder / "runs")}))
+    return load_profile(path)
+
+
+@pytest.fixture(scope="session")
+def reference(tiny, tmp_path_factory):
+    """The tiny profile's reward table, built once, uninterrupted (6 cells x 2 tasks)."""
+    from t2s_lib.rewards import build_table, spec_from_profile
+
+    out = tmp_path_factory.mktemp("reference") / "table"
+    result = build_table(out, spec_from_profile(tiny), log=lambda *_: None)
+    assert not result.failed and len(result.done) == 6
+    return out

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from t2s_lib.errors import T2SError
 from t2s_lib.profiles import load_profile
@@ -21,35 +20,6 @@ from t2s_lib.rewards import (GENERATORS, build_table, design_settings, fractiona
                              resolution_from_matrix, spec_from_profile, table_status)
 from t2s_lib.rewards.cells import cell_dir
 from t2s_lib.settings import PRESETS
-
-TINY = {
-    "name": "tiny", "seed": 0, "device": "cpu",
-    "render": {"library": "sweethome3d", "msaa": 0, "workers": 1},
-    "pretrain": {"render": {"images": 16, "classes": 2, "img_size": 16},
-                 "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 16, "warmup_epochs": 0,
-                            "workers": 0, "mixup": 0.0, "cutmix": 0.0, "auto_augment": None, "val_fraction": 0.25}},
-    "evaluate": {"tasks": ["digits", "faces"], "img_size": 16, "max_train": 80, "max_test": 40},
-    "rewards": {"design": "explicit", "settings": ["0_0_0_0_0_1_0_0_1"], "seeds": [0],
-                "replicates": {"settings": ["all_off"], "seeds": [1]}},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, lib, digits_task):
-    folder = tmp_path_factory.mktemp("tiny")
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "run_dir": str(folder / "runs")}))
-    return load_profile(path)
-
-
-@pytest.fixture(scope="module")
-def reference(tiny, tmp_path_factory):
-    """The table built once, uninterrupted (6 cells x 2 tasks)."""
-    out = tmp_path_factory.mktemp("reference") / "table"
-    result = build_table(out, spec_from_profile(tiny), log=lambda *_: None)
-    assert not result.failed and len(result.done) == 6
-    return out
-
 
 def _table(path: Path) -> tuple[dict, list[str]]:
     rows = sorted(line for line in (path / "rewards.csv").read_text().splitlines()[1:] if ",pretrain," not in line

@@ -70,14 +70,24 @@ def resolve_task(task: Any):
     return get_task(task)
 
 
-def _subset(ds, n: int | None, seed: int):
-    if not n or n >= len(ds):
-        return ds
+def subset_indices(total: int, n: int | None, seed: int) -> list[int] | None:
+    """The seeded, sorted random subset of ``n`` of ``total`` items that the CPU profiles evaluate on
+    (None: use everything)."""
+    if not n or n >= total:
+        return None
     import torch
-    from torch.utils.data import Subset
 
     g = torch.Generator().manual_seed(seed)
-    return Subset(ds, torch.randperm(len(ds), generator=g)[:n].sort().values.tolist())
+    return torch.randperm(total, generator=g)[:n].sort().values.tolist()
+
+
+def _subset(ds, n: int | None, seed: int):
+    idx = subset_indices(len(ds), n, seed)
+    if idx is None:
+        return ds
+    from torch.utils.data import Subset
+
+    return Subset(ds, idx)
 
 
 def load_eval_backbone(spec: str | Path, *, drop_path_rate: float = 0.0, seed: int = 0):
