@@ -30,9 +30,8 @@ import numpy as np
 
 from .errors import T2SError
 from .io import check_output_path, write_json, write_text
+from .evaluate.validation import VAL_FRACTION
 from .profiles import Profile
-
-VAL_FRACTION = 0.3
 
 
 @dataclass
@@ -69,42 +68,22 @@ def table_backbones(table: str | Path) -> TableBackbones:
 
 
 def validation_measure(task, tb: TableBackbones, *, device: str = "auto", seed: int = 0,
-                       log: Callable[[str], None] = print) -> Callable[[list[int]], list[float]]:
-    """measure_columns(cols) -> 5-NN % of each column's backbone, bank = 70 % of the task's training split,
-    queries = the other 30 % (stratified, seeded)."""
-    from .evaluate.features import Transformed, extract_features
-    from .evaluate.knn import knn_accuracy
-    from .evaluate.probe import stratified_split
-    from .evaluate.run import load_eval_backbone, subset_indices
-    from .device import resolve_device
-    from .tasks.base import SubsetDataset
-    from .train.data import eval_transform
+                       log: Callable[[str], None] = print) -> tuple[Callable[[list[int]], list[float]], dict[str, int]]:
+    """measure_columns(cols) -> 5-NN % of each column's backbone on the task's validation split
+    (:class:`~t2s_lib.evaluate.validation.ValidationSplit`), and the split's sizes."""
+    from .evaluate.validation import ValidationSplit
 
-    dev = resolve_device(device)
-    labels = np.asarray(task.labels("train"))
-    chosen = subset_indices(len(labels), tb.knn.get("max_train"), seed)
-    chosen = np.arange(len(labels)) if chosen is None else np.asarray(chosen)
-    bank_pos, query_pos = stratified_split(labels[chosen], VAL_FRACTION, seed)
-    base = task.dataset("train")
-    tf = eval_transform(int(tb.knn.get("img_size", 224)))
-    bank = Transformed(SubsetDataset(base, chosen[bank_pos]), tf)
-    queries = Transformed(SubsetDataset(base, chosen[query_pos]), tf)
+    split = ValidationSplit(task, tb.knn, seed)
 
     def measure_columns(cols: list[int]) -> list[float]:
         out = []
         for j in cols:
-            key = tb.keys[j]
-            model = load_eval_backbone(tb.checkpoints[key])
-            kw = dict(device=dev, batch_size=int(tb.knn.get("feature_batch", 128)), seed=seed)
-            fb, yb = extract_features(model, bank, **kw)
-            fq, yq = extract_features(model, queries, **kw)
-            value = knn_accuracy(fb, yb, fq, yq, k=int(tb.knn.get("k", 5)), temperature=float(tb.knn.get("temperature", 0.07)),
-                                 num_classes=task.num_classes)
-            log(f"[adapt] measured {key}: 5-NN {value:.2f} % on the validation split")
+            value = split.accuracy(str(tb.checkpoints[tb.keys[j]]), device)
+            log(f"[adapt] measured {tb.keys[j]}: 5-NN {value:.2f} % on the validation split")
             out.append(value)
         return out
 
-    return measure_columns
+    return measure_columns, split.sizes
 
 
 def _png(fig) -> str:
@@ -172,7 +151,7 @@ def adapt(task_spec: str, prof: Profile, out: str | Path, *, rewards: str | Path
     k = check_budget(default_budget(len(tb.keys)) if budget is None else budget, len(tb.keys))
     cfg = adapt_to_table(DEFAULT_CONFIG, len(tb.keys))
     prior = RowPrior.fit(tb.rows, tb.keys, cfg)
-    measure = validation_measure(task, tb, device=prof.device, seed=prof.seed, log=log)
+    measure, sizes = validation_measure(task, tb, device=prof.device, seed=prof.seed, log=log)
     selection = select(prior, measure, k, cfg)
     chosen = tb.keys[selection.chosen[k]]
     measured = {tb.keys[j]: float(v) for j, v in zip(selection.measured, selection.values)}
@@ -189,7 +168,6 @@ def adapt(task_spec: str, prof: Profile, out: str | Path, *, rewards: str | Path
         frame = pd.DataFrame([list(post.mean)], index=["posterior"], columns=tb.keys)
         effects = main_effects(frame).set_index("parameter")["effect"].to_dict()
     nearest = _nearest_tasks(task, prof, tb)
-    n_train = len(task.labels("train")) if not tb.knn.get("max_train") else min(len(task.labels("train")), tb.knn["max_train"])
     rec: dict[str, Any] = {
         "task": task.name, "setting": chosen, "budget": k, "measured": measured,
         "measured_order": list(measured), "predicted": predicted,
@@ -198,8 +176,7 @@ def adapt(task_spec: str, prof: Profile, out: str | Path, *, rewards: str | Path
         "gain_over_best_fixed": predicted[chosen] - predicted[best_fixed],
         "main_effects": effects, "nearest_tasks": nearest, "table": str(tb.table), "table_settings": len(tb.keys),
         "table_tasks": tb.tasks, "config": cfg.to_dict(),
-        "validation": {"fraction": VAL_FRACTION, "queries": int(round(n_train * VAL_FRACTION)),
-                       "bank": n_train - int(round(n_train * VAL_FRACTION)), "seed": prof.seed},
+        "validation": {"fraction": VAL_FRACTION, **sizes, "seed": prof.seed},
         "codes": {key: resolve_setting(key).code for key in tb.keys},
     }
     out.mkdir(parents=True, exist_ok=True)

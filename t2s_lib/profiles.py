@@ -141,6 +141,9 @@ class PolicySection:
     loo_seeds: list[int] = field(default_factory=lambda: [0], metadata=NON_NEGATIVE)
     epochs: int = field(default=1000, metadata=POSITIVE)
     workers: int = field(default=1, metadata=bounds(1, 256))
+    # measured selection: re-run its design search (leave-one-task-out over the seen tasks; minutes)
+    measured_design: bool = False
+    measured_optimism_repeats: int = field(default=10, metadata=POSITIVE)
 
     def validate(self, where: str) -> None:
         from .policy.methods import METHODS
@@ -300,6 +303,8 @@ class RewardsSection:
     replicates: ReplicateSpec = field(default_factory=ReplicateSpec)
     scratch: bool = True  # also measure the randomly initialised backbone (per seed)
     tasks: list[str] | None = None  # null: evaluate.tasks
+    # also a 5-NN on a validation split of each task's training data (what measured selection observes)
+    validation: bool = False
     keep_images: bool = False  # keep each cell's rendered images after pre-training
     executor: str = field(default="inline", metadata=choices("inline", "local", "slurm"))
     max_parallel: int = field(default=1, metadata=bounds(1, 256))  # local executor: cells at once

@@ -71,7 +71,7 @@ TINY_PROFILE = {
                  "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 16, "warmup_epochs": 0,
                             "workers": 0, "mixup": 0.0, "cutmix": 0.0, "auto_augment": None, "val_fraction": 0.25}},
     "evaluate": {"tasks": ["digits", "faces"], "img_size": 16, "max_train": 80, "max_test": 40},
-    "rewards": {"design": "explicit", "settings": ["0_0_0_0_0_1_0_0_1"], "seeds": [0],
+    "rewards": {"design": "explicit", "settings": ["0_0_0_0_0_1_0_0_1"], "seeds": [0], "validation": True,
                 "replicates": {"settings": ["all_off"], "seeds": [1]}},
 }
 

@@ -69,6 +69,8 @@ def test_build_schema_idempotence_and_status(tiny, reference, tmp_path, capsys):
     assert csv[0] == "setting,seed,backbone,task,metric,value"
     knn = [line.split(",") for line in csv[1:] if ",knn_top1," in line]
     assert len(knn) == 6 * 2
+    val = [line.split(",") for line in csv[1:] if ",knn_val_top1," in line]  # the validation-split 5-NN
+    assert len(val) == 6 * 2 and all(0 <= float(r[5]) <= 100 for r in val)
     off = [float(r[5]) for r in knn if r[0] == "0_0_0_0_0_1_0_0_0" and r[3] == "digits"]
     assert rewards["digits"]["0_0_0_0_0_1_0_0_0"] == pytest.approx(np.mean(off), abs=1e-4)  # seed-averaged
     assert any(",pretrain_val_acc," in line for line in csv)

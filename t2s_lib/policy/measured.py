@@ -128,6 +128,19 @@ def table_measure(table: RewardTable, *, noise_sd: float = 0.0, seed: int = 0) -
 
 
 # ----- the prior -------------------------------------------------------------------------------
+def rows_measure(keys: Sequence[str], rows: Mapping[str, Sequence[float]]) -> Measure:
+    """A measurement that reads ``rows[task]`` (one value per setting, in ``keys`` order)."""
+    position = {k: j for j, k in enumerate(keys)}
+
+    def measure(task: str, wanted: Sequence[str]) -> dict[str, float]:
+        if task not in rows:
+            raise T2SError(f"measured selection: no measurements for task {task!r}",
+                           "build the reward table with rewards.validation: true")
+        return {k: float(rows[task][position[k]]) for k in wanted}
+
+    return measure
+
+
 def column_signs(keys: Sequence[str]) -> np.ndarray:
     """[m, 8] +-1 encoding of each column's setting (paper parameter order)."""
     return np.array([[1.0 if b else -1.0 for b in parse_key(k).bits(PARAMETERS)] for k in keys])
@@ -469,7 +482,8 @@ class FittedMeasured:
             np.asarray(chosen, dtype=np.int64),
             extras={
                 "config": self.config.to_dict(),
-                "selection_loo_seen": max(s for _, s in self.selection),
+                # None: too few seen tasks (< 3) for a leave-one-out score
+                "selection_loo_seen": max((s for _, s in self.selection if s == s), default=None),
                 "budget": self.budget,
                 "measured": measured,
             },
@@ -500,13 +514,22 @@ def fit_measured(
     config: MeasuredConfig | Mapping | None = None,
     grid: Sequence[MeasuredConfig] | None = None,
     measure: Measure | None = None,
+    measured_rows: Mapping[str, Sequence[float]] | None = None,
     **_,
 ) -> FittedMeasured:
     """Fit on the seen tasks: their rows form the prior. The configuration is ``config``
     (default :data:`DEFAULT_CONFIG`, adapted to the table's settings), or, with ``grid``, the
     best of the grid for ``budget`` by leave-one-task-out over the seen tasks. The seen-LOO
-    reward of the configuration used is recorded either way."""
+    reward of the configuration used is recorded either way.
+
+    ``measured_rows`` (plain data: task -> one value per setting of the table) is what a measurement
+    observes when it is not the reward that scores the choice, e.g. the live table's 5-NN on a
+    validation split of each task's training data."""
     m = len(problem.table.keys)
+    if measured_rows is not None:
+        if measure is not None:
+            raise T2SError("measured selection: pass either measure or measured_rows, not both")
+        measure = rows_measure(problem.table.keys, measured_rows)
     budget = check_budget(default_budget(m) if budget is None else budget, m)
     if grid is not None and config is not None:
         raise T2SError("measured selection: pass either config or grid, not both")

@@ -29,9 +29,11 @@ K_CURVE_BUDGETS = tuple(range(1, 33))
 
 
 def _selections(problem: PolicyProblem, train: Sequence[str], targets: Sequence[str], cfg: MeasuredConfig,
-                budgets: Sequence[int], noise: np.ndarray | None = None) -> dict[str, tuple[dict[int, int], np.ndarray, list[int]]]:
-    """For each target task: chosen column per budget (prior from ``train`` rows), the noisy row
-    that was measured (``noise`` [n_targets, m] added to the true row), and the measured columns."""
+                budgets: Sequence[int], noise: np.ndarray | None = None,
+                measured_rows: Mapping[str, np.ndarray] | None = None) -> dict[str, tuple[dict[int, int], np.ndarray, list[int]]]:
+    """For each target task: chosen column per budget (prior from ``train`` rows), the row that was
+    measured (``measured_rows[task]`` when given, e.g. a validation split's 5-NN, else the true row
+    plus ``noise`` [n_targets, m]), and the measured columns."""
     train_rows = problem.rewards(train)
     uniform = RowPrior.fit(train_rows, problem.table.keys, cfg) if math.isinf(cfg.tau) else None
     rows = problem.rewards(targets)
@@ -41,7 +43,8 @@ def _selections(problem: PolicyProblem, train: Sequence[str], targets: Sequence[
         if prior is None:  # Task2Vec-weighted prior mean, as FittedMeasured.prior_for
             sim = l2_normalize(problem.matrix([task]))[0] @ l2_normalize(problem.matrix(train)).T
             prior = RowPrior.fit(train_rows, problem.table.keys, cfg, _kernel_weights(sim, cfg.tau))
-        measured_row = rows[i] + (noise[i] if noise is not None else 0.0)
+        base = np.asarray(measured_rows[task], dtype=float) if measured_rows is not None else rows[i]
+        measured_row = base + (noise[i] if noise is not None else 0.0)
         sel = select(prior, lambda cols, r=measured_row: [r[j] for j in cols], max(budgets), cfg, budgets)
         out[task] = (sel.chosen, measured_row, sel.measured)
     return out
@@ -53,24 +56,30 @@ def k_curve_table(
     config: MeasuredConfig | None = None,
     *,
     loo: bool = True,
+    measured_rows: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Mean reward of measured selection for each budget K: on the seen tasks and the unseen
     tasks (prior from the seen rows) and, with ``loo``, leave-one-task-out over all tasks (prior
     from the other tasks' rows). Budgets above the table's number of settings are dropped.
     Equals ``run_variant("measured", ..., options={"budget": K, "config": config})`` for each K,
-    computed in one pass (the measured sequence does not depend on K)."""
+    computed in one pass (the measured sequence does not depend on K).
+
+    ``measured_rows`` (task -> row over the table's settings): what a measurement observes when it
+    differs from the reward that scores the choice (the live table: 5-NN on a validation split of
+    the task's training data vs the test-split reward). The table then gains ``<column>_measured``
+    columns: the measured value of the chosen setting (what one number per cell would credit)."""
     m = len(problem.table.keys)
     cfg = adapt_to_table(config or DEFAULT_CONFIG, m)
     budgets = sorted({int(k) for k in budgets if 1 <= int(k) <= m})
     if not budgets:
         raise T2SError(f"k_curve_table: no budget in 1..{m}")
     with threadpool_limits(limits=1):
-        split = _selections(problem, problem.seen, problem.all_tasks, cfg, budgets)
+        split = _selections(problem, problem.seen, problem.all_tasks, cfg, budgets, measured_rows=measured_rows)
         loo_sel = {}
         if loo:
             for task in problem.all_tasks:
                 train = [t for t in problem.all_tasks if t != task]
-                loo_sel.update(_selections(problem, train, [task], cfg, budgets))
+                loo_sel.update(_selections(problem, train, [task], cfg, budgets, measured_rows=measured_rows))
     R = {t: problem.table.row(t) for t in problem.all_tasks}
     rows = []
     for k in budgets:
@@ -78,8 +87,12 @@ def k_curve_table(
         for name, tasks in (("seen", problem.seen), ("unseen", problem.unseen)):
             if tasks:
                 row[name] = float(np.mean([R[t][split[t][0][k]] for t in tasks]))
+                if measured_rows is not None:
+                    row[f"{name}_measured"] = float(np.mean([split[t][1][split[t][0][k]] for t in tasks]))
         if loo:
             row["loo_all"] = float(np.mean([R[t][loo_sel[t][0][k]] for t in problem.all_tasks]))
+            if measured_rows is not None:
+                row["loo_all_measured"] = float(np.mean([loo_sel[t][1][loo_sel[t][0][k]] for t in problem.all_tasks]))
         rows.append(row)
     return pd.DataFrame(rows).set_index("K")
 
@@ -245,85 +258,93 @@ def _write(table: pd.DataFrame, out, name: str, floatfmt: str = ".2f", md_rows: 
     return paths
 
 
-def write_measured_report(out_dir, problem: PolicyProblem | None = None, *, paper_summary: Mapping | None = None,
-                          nested: bool = False, optimism_repeats: int = 10) -> dict:
-    """Write the measured-selection study into ``out_dir``, in this order (the unseen tasks are
-    only read in step 3):
+def measured_study(problem: PolicyProblem | None = None, summaries: Mapping[str, Mapping] | None = None, *,
+                   design: bool = True, nested: bool = False, optimism_repeats: int = 10) -> dict:
+    """The measured-selection study of a table, in this order (the unseen tasks are only read in step 3):
 
-    1. ``policy_measured_design.{md,csv,json}``: every configuration of the wide grid scored by
-       leave-one-task-out over the seen tasks only (a problem holding only the seen tasks), the
-       chosen one (must be :data:`DEFAULT_CONFIG`); with ``nested``, the nested check;
-    2. ``policy_premise.{md,json}``: Task2Vec similarity vs reward-row correlation;
-    3. ``policy_measured_k_curve.{md,csv,png}`` (K = 1..32) and
-       ``policy_measured_vs_baselines.{md,csv}`` (K = 1, 2, 4, 8, 16, 32 next to the baselines);
-    4. ``policy_measured_optimism.{md,csv}`` and ``policy_measured_cost.{md,csv}``.
+    1. ``design_table`` / ``design``: every configuration of the wide grid scored by leave-one-task-out
+       over the seen tasks only (a problem holding only the seen tasks), and the chosen one (must be
+       :data:`DEFAULT_CONFIG`); with ``nested``, the nested check (``design_nested``). ``design=False``
+       skips the search (minutes) and uses :data:`DEFAULT_CONFIG`;
+    2. ``premise``: Task2Vec similarity vs reward-row correlation;
+    3. ``k_curve`` (K = 1..32), ``comparison`` (K = 1, 2, 4, 8, 16, 32 next to ``summaries``'
+       methods; missing baselines are run here) and the K-curve ``figure``;
+    4. ``optimism`` and ``cost``.
     """
-    import json
-    from pathlib import Path
-
-    from ..io import write_json
     from .analysis import similarity_vs_reward_correlation
     from .measured import design_study, wide_grid
     from .plots import plot_k_curve
     from .problem import published_problem
     from .runner import run_variant
 
-    out = Path(out_dir)
     problem = problem or published_problem()
     result: dict = {}
-    # 1. design, on a problem that holds the seen tasks only
-    seen_only = PolicyProblem(problem.table.subset(problem.seen), {t: problem.vectors[t] for t in problem.seen},
-                              problem.seen, (), problem.name + "-seen-only")
-    with threadpool_limits(limits=1):
-        frame, chosen = design_study(seen_only, wide_grid())
-    frame = frame.sort_values("mean_over_K", ascending=False, kind="stable")
-    _write(frame.reset_index(drop=True), out, "policy_measured_design", md_rows=60)
-    chosen_row = frame.iloc[0]
-    design = {
-        "procedure": "leave-one-task-out over the seen tasks only (fit the prior on the other seen tasks, measure K settings of "
-                     "the held-out one by table lookup, score its true reward of the chosen setting); criterion: mean over "
-                     "K = 1, 2, 4, 8, 16, 32; ties: earlier configuration of wide_grid()",
-        "seen_tasks": list(problem.seen),
-        "n_configurations": len(frame),
-        "chosen": chosen.to_dict(),
-        "chosen_is_default": chosen == adapt_to_table(DEFAULT_CONFIG, len(problem.table.keys)),
-        "chosen_seen_loo": {c: float(chosen_row[c]) for c in frame.columns if c.startswith("K=") or c == "mean_over_K"},
-    }
-    if nested:
+    chosen = adapt_to_table(DEFAULT_CONFIG, len(problem.table.keys))
+    if design:
+        seen_only = PolicyProblem(problem.table.subset(problem.seen), {t: problem.vectors[t] for t in problem.seen},
+                                  problem.seen, (), problem.name + "-seen-only")
         with threadpool_limits(limits=1):
-            check = nested_design_check(problem)
-        _write(check, out, "policy_measured_design_nested")
-        design["nested_seen_loo"] = {c: float(check[c].mean()) for c in check.columns if c.startswith("K=")}
-    write_json(out / "policy_measured_design.json", design)
-    result["design"] = design
-    # 2. the premise
+            frame, chosen = design_study(seen_only, wide_grid())
+        frame = frame.sort_values("mean_over_K", ascending=False, kind="stable")
+        chosen_row = frame.iloc[0]
+        result["design_table"] = frame.reset_index(drop=True)
+        result["design"] = {
+            "procedure": "leave-one-task-out over the seen tasks only (fit the prior on the other seen tasks, measure K "
+                         "settings of the held-out one by table lookup, score its true reward of the chosen setting); "
+                         "criterion: mean over K = 1, 2, 4, 8, 16, 32; ties: earlier configuration of wide_grid()",
+            "seen_tasks": list(problem.seen), "n_configurations": len(frame), "chosen": chosen.to_dict(),
+            "chosen_is_default": chosen == adapt_to_table(DEFAULT_CONFIG, len(problem.table.keys)),
+            "chosen_seen_loo": {c: float(chosen_row[c]) for c in frame.columns if c.startswith("K=") or c == "mean_over_K"},
+        }
+        if nested:
+            with threadpool_limits(limits=1):
+                result["design_nested"] = nested_design_check(problem)
+            result["design"]["nested_seen_loo"] = {c: float(result["design_nested"][c].mean())
+                                                   for c in result["design_nested"].columns if c.startswith("K=")}
     premise = {kind: similarity_vs_reward_correlation(problem, row_correlation=kind).to_dict() for kind in ("pearson", "spearman")}
     premise["seen_only_pearson"] = similarity_vs_reward_correlation(problem, problem.seen).to_dict()
-    write_json(out / "policy_premise.json", premise)
     result["premise"] = premise
-    # 3. the K-curve and the comparison (unseen tasks read here, once)
     curve = k_curve_table(problem, K_CURVE_BUDGETS, chosen)
-    _write(curve, out, "policy_measured_k_curve")
-    summaries = {}
+    result["k_curve"] = curve
+    summaries = dict(summaries or {})
     for name in ("best-fixed", "nearest-seen", "reward-kernel", "oracle"):
-        summaries[name] = run_variant(name, problem, [0], loo_seeds=[0])[0]
-    if paper_summary is not None:
-        summaries = {"paper controller": dict(paper_summary), **summaries}
-    lines = baseline_lines(summaries)
-    fig = plot_k_curve(curve, lines)
-    fig.savefig(out / "policy_measured_k_curve.png", dpi=150)
+        if name not in summaries:
+            summaries[name] = run_variant(name, problem, [0], loo_seeds=[0])[0]
+    lines = baseline_lines({("paper controller" if n == "paper" else n): s for n, s in summaries.items()
+                            if n in ("paper", "best-fixed", "nearest-seen", "reward-kernel", "oracle")})
+    result["figure"] = plot_k_curve(curve, lines)
     rows = {f"measured K={k}": curve.loc[k].to_dict() for k in REPORT if k in curve.index}
     rows.update({name: {"seen": s, "unseen": u, "loo_all": l} for name, (s, u, l) in lines.items()})
-    comparison = pd.DataFrame(rows).T[["seen", "unseen", "loo_all"]]
-    _write(comparison, out, "policy_measured_vs_baselines")
-    result["comparison"] = comparison
-    # 4. optimism and cost
+    result["comparison"] = pd.DataFrame(rows).T[["seen", "unseen", "loo_all"]]
     result["optimism"] = optimism_curve(problem, config=chosen, repeats=optimism_repeats)
-    _write(result["optimism"], out, "policy_measured_optimism")
     result["cost"] = cost_table()
+    return result
+
+
+def write_measured_report(out_dir, problem: PolicyProblem | None = None, *, paper_summary: Mapping | None = None,
+                          nested: bool = False, optimism_repeats: int = 10) -> dict:
+    """:func:`measured_study` written into ``out_dir`` (``policy_measured_*`` tables, the K-curve PNG, JSON)."""
+    import json
+    from pathlib import Path
+
+    from ..io import write_json
+
+    out = Path(out_dir)
+    summaries = {"paper": dict(paper_summary)} if paper_summary is not None else None
+    result = measured_study(problem, summaries, nested=nested, optimism_repeats=optimism_repeats)
+    _write(result["design_table"], out, "policy_measured_design", md_rows=60)
+    if nested:
+        _write(result["design_nested"], out, "policy_measured_design_nested")
+    write_json(out / "policy_measured_design.json", result["design"])
+    write_json(out / "policy_premise.json", result["premise"])
+    _write(result["k_curve"], out, "policy_measured_k_curve")
+    result["figure"].savefig(out / "policy_measured_k_curve.png", dpi=150)
+    _write(result["comparison"], out, "policy_measured_vs_baselines")
+    _write(result["optimism"], out, "policy_measured_optimism")
     _write(result["cost"], out, "policy_measured_cost", floatfmt=".4g")
     (out / "policy_measured_summary.json").write_text(json.dumps(
-        {"design": design, "premise": premise, "comparison": comparison.to_dict(orient="index")}, indent=2) + "\n")
+        {"design": result["design"], "premise": result["premise"],
+         "comparison": result["comparison"].to_dict(orient="index")}, indent=2) + "\n")
     return result
 
 

@@ -25,7 +25,7 @@ from .problem import PolicyProblem
 from .report import results_table
 from .runner import run_variant, write_summary
 
-SMALL_STUDY_VARIANTS = ("reward-kernel",) + BASELINES
+SMALL_STUDY_VARIANTS = ("reward-kernel", "measured") + BASELINES
 
 
 def study_problem(prof: Profile) -> PolicyProblem:
@@ -64,9 +64,14 @@ def run_small_study_policy(prof: Profile) -> dict[str, Any]:
     """reward-kernel and the baselines on the small study's table; summaries cached per run."""
     problem = study_problem(prof)
     out = prof.layout.policy_small_study
+    val = validation_rows(prof, problem)
     summaries = {}
     for variant in SMALL_STUDY_VARIANTS:
-        summary, _ = run_variant(variant, problem, [0], loo_seeds=[0])
+        options: dict[str, Any] = {}
+        if variant == "measured" and val is not None:
+            # measurements are the validation-split 5-NN; the reward credited is the test-split 5-NN
+            options["measured_rows"] = {t: [round(float(v), 4) for v in row] for t, row in val.items()}
+        summary, _ = run_variant(variant, problem, [0], options=options, loo_seeds=[0])
         write_summary(out / variant, summary)
         summaries[variant] = summary
     return {"problem": problem, "summaries": summaries}
@@ -79,7 +84,7 @@ def small_study_tables(result: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Data
     rows = []
     for task in problem.all_tasks:
         row: dict[str, Any] = {"task": task, "split": "seen" if task in problem.seen else "unseen"}
-        for variant in ("reward-kernel", "best-fixed", "oracle"):
+        for variant in ("reward-kernel", "measured", "best-fixed", "oracle"):
             key = summaries[variant]["predictions"]["0"][task]
             row[f"{variant} setting"] = key
             row[f"{variant} 5-NN %"] = summaries[variant]["per_task"]["0"][task]
@@ -110,3 +115,33 @@ def fraction_predictions(prof: Profile, result: Mapping[str, Any]) -> pd.DataFra
     if not rows:
         raise T2SError(f"no fraction embeddings in {folder}", "run notebook 02 (task2vec.fraction_tasks) first")
     return pd.DataFrame(rows).sort_values(["task", "fraction"], ascending=[True, False]).set_index(["task", "fraction"])
+
+
+def validation_rows(prof: Profile, problem: PolicyProblem) -> dict[str, np.ndarray] | None:
+    """Per task, the seed-averaged 5-NN on a validation split of its training data for each setting of the
+    live table (``rewards.validation``), in the table's column order; None when the table has none."""
+    from ..rewards.analysis import load_rows
+
+    rows = load_rows(prof.layout.rewards)
+    val = rows[rows["metric"] == "knn_val_top1"]
+    if val.empty:
+        return None
+    wide = val.groupby(["task", "setting"])["value"].mean().unstack("setting")
+    keys = list(problem.table.keys)
+    missing = [t for t in problem.all_tasks if t not in wide.index or wide.loc[t, keys].isna().any()]
+    if missing:
+        return None
+    return {t: wide.loc[t, keys].to_numpy(dtype=float) for t in problem.all_tasks}
+
+
+def measured_k_curves(prof: Profile, small: Mapping[str, Any], budgets=None) -> dict[str, pd.DataFrame]:
+    """Measured selection's K-curve on the published table (one number per cell: it selects and scores)
+    and on the live table (selected by the validation-split 5-NN, scored by the test-split 5-NN)."""
+    from .measured_report import k_curve_table
+    from .problem import published_problem
+
+    out = {"published": k_curve_table(published_problem(), budgets or tuple(range(1, 33)))}
+    problem: PolicyProblem = small["problem"]
+    live_budgets = tuple(range(1, len(problem.table.keys) + 1))
+    out["live"] = k_curve_table(problem, live_budgets, measured_rows=validation_rows(prof, problem))
+    return out

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from ..errors import T2SError
 from ..io import atomic_path, write_json
-from .cells import cell_dir, cell_done, knn_path, run_cell
+from .cells import cell_dir, cell_done, knn_path, knn_val_path, run_cell
 from .spec import Cell, RewardSpec, read_spec
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
@@ -108,7 +108,7 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
     table = Path(table)
     check_tasks(spec)
     table.mkdir(parents=True, exist_ok=True)
-    write_spec(table, spec)
+    spec = write_spec(table, spec)
     t0 = time.perf_counter()
     cells = spec.cells()
     pending = [c for c in cells if not cell_done(table, spec, c)]
@@ -154,11 +154,11 @@ def collect_rows(table: Path, spec: RewardSpec) -> list[dict[str, Any]]:
     for cell in spec.cells():
         backbone = cell.setting if not cell.is_scratch else f"scratch:{spec.recipe.get('arch', 'resnet50')}"
         for task in spec.tasks:
-            path = knn_path(table, cell, task)
-            if path.is_file():
-                rec = json.loads(path.read_text())
-                rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": task,
-                             "metric": "knn_top1", "value": rec["value"]})
+            for metric, path in (("knn_top1", knn_path(table, cell, task)), ("knn_val_top1", knn_val_path(table, cell, task))):
+                if path.is_file():
+                    rec = json.loads(path.read_text())
+                    rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": task,
+                                 "metric": metric, "value": rec["value"]})
         manifest = cell_dir(table, cell) / "cell.json"
         if manifest.is_file():
             last = json.loads(manifest.read_text())["final_epoch"]

@@ -6,6 +6,7 @@ Layout of a cell (``<table>/cells/<setting_key>/s<seed>/``)::
     pretrain/         the run folder (config.json, checkpoint.pt: the stored backbone, metrics.jsonl)
     cell.json         written when render + pre-training are complete: the cell's manifest
     knn/<task>.json   one 5-NN result per task (the done marker of that evaluation)
+    knn_val/<task>.json  5-NN on a validation split of the task's training data (spec.validation)
 
 Every stage skips what is complete and resumes what is partial (rendering by chunks, pre-training
 from its checkpoint, 5-NN per task), and every file appears atomically, so ``kill -9`` at any
@@ -46,9 +47,14 @@ def knn_path(table: Path, cell: Cell, task: str) -> Path:
     return cell_dir(table, cell) / "knn" / f"{safe_name(task)}.json"
 
 
+def knn_val_path(table: Path, cell: Cell, task: str) -> Path:
+    return cell_dir(table, cell) / "knn_val" / f"{safe_name(task)}.json"
+
+
 def cell_done(table: Path, spec: RewardSpec, cell: Cell) -> bool:
     return (cell.is_scratch or (cell_dir(table, cell) / "cell.json").is_file()) and all(
-        knn_path(table, cell, t).is_file() for t in spec.tasks)
+        knn_path(table, cell, t).is_file() and (not spec.validation or knn_val_path(table, cell, t).is_file())
+        for t in spec.tasks)
 
 
 def _render(table: Path, spec: RewardSpec, cell: Cell, workers: int) -> Path:
@@ -103,6 +109,19 @@ def _knn(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> d
             "options": row["options"], "seconds": row["seconds"]}
 
 
+def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> dict[str, Any]:
+    """5-NN on the task's validation split (carved from its training data): what measured selection
+    would observe, kept apart from the test-split reward."""
+    from ..evaluate.validation import ValidationSplit
+    from ..tasks import get_task
+
+    t0 = time.perf_counter()
+    split = ValidationSplit(get_task(task), spec.knn, seed=cell.seed)
+    value = split.accuracy(backbone_spec(table, spec, cell), device)
+    return {"task": task, "setting": cell.setting, "seed": cell.seed, "metric": "knn_val_top1", "value": round(value, 4),
+            **split.sizes, "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | None = None, render_workers: int = 1,
              gpus: int = 1, log=print) -> dict[str, Any]:
     """Bring one cell to completion (skipping what is done); returns its manifest."""
@@ -130,5 +149,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
             path = knn_path(table, cell, task)
             if not path.is_file():
                 write_json(path, _knn(table, spec, cell, task, device))
+            if spec.validation and not knn_val_path(table, cell, task).is_file():
+                write_json(knn_val_path(table, cell, task), _knn_val(table, spec, cell, task, device))
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"cell": cell.name}
     return manifest

@@ -13,6 +13,7 @@ initialisation (the paper's runs were unseeded), reproducibly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,7 @@ class RewardSpec:
     recipe: dict[str, Any]  # PretrainConfig fields except data/out/seed/device/progress
     knn: dict[str, Any]  # EvalOptions fields of the 5-NN
     scratch_seeds: list[int] = field(default_factory=list)
+    validation: bool = False  # also 5-NN on a validation split of each task's training data
     keep_images: bool = False
     device: str = "auto"
     profile: str = ""
@@ -115,7 +117,8 @@ def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Seq
         info.update(generators=GENERATORS[design], resolution=resolution(GENERATORS[design]))
     scratch = sorted(set(base_seeds + rep_seeds)) if sec.scratch else []
     return RewardSpec(settings=keys, seeds=seed_map, tasks=task_list, design=info, render=render, recipe=recipe,
-                      knn=knn, scratch_seeds=scratch, keep_images=sec.keep_images, device=prof.device,
+                      knn=knn, scratch_seeds=scratch, validation=sec.validation, keep_images=sec.keep_images,
+                      device=prof.device,
                       profile=prof.name)
 
 
@@ -130,7 +133,7 @@ def check_tasks(spec: RewardSpec) -> None:
             raise T2SError(f"reward table task {name!r}: {exc.problem}", exc.fix) from None
 
 
-def write_spec(out: Path, spec: RewardSpec) -> None:
+def write_spec(out: Path, spec: RewardSpec) -> RewardSpec:
     """Record the spec; refuse a folder built with another recipe (cells would not be comparable)."""
     path = out / "spec.json"
     if path.is_file():
@@ -153,7 +156,10 @@ def write_spec(out: Path, spec: RewardSpec) -> None:
             if t not in spec.tasks:
                 spec.tasks.append(t)
         spec.scratch_seeds[:] = sorted(set(spec.scratch_seeds) | set(old.get("scratch_seeds") or []))
+        if old.get("validation") and not spec.validation:
+            spec = dataclasses.replace(spec, validation=True)
     write_json(path, spec.as_dict())
+    return spec
 
 
 def read_spec(out: Path) -> RewardSpec:
