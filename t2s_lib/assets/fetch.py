@@ -28,6 +28,9 @@ OBJECT_PACKAGES = {
     "0ad-data": "0 A.D.: 5232 actors (PMD meshes + DDS textures in public.zip; 1.4 GB download, CC-BY-SA-3.0)",
     "flightgear-data-models": "FlightGear scenery: 523 AC3D models (GPL-2+)",
     "ufoai-data": "UFO:AI: 859 MD2 models in 0models.pk3 (GPL-2+, some CC-BY-3.0)",
+    "flightgear-data-ai": "FlightGear AI traffic: 223 AC3D aircraft/ships with livery textures (GPL-2+)",
+    "sweethome3d": "Sweet Home 3D's built-in catalog: 94 more models in sweethome3d.jar (CC-BY-3.0 or GPL-2+)",
+    "kicad-packages3d": "KiCad: ~9000 VRML electronic-component models (CC-BY-SA-4.0 with exception; 5.4 GB unpacked)",
 }
 LIBRARIES = ("sweethome3d", "objects")
 PMNDRS_ASSETS = "@pmndrs/assets@1.7.0"
@@ -85,16 +88,33 @@ def _unpack_ufoai(pkg_root: Path) -> Path:
     return dest
 
 
+def _unpack_jar_catalog(pkg_root: Path) -> Path:
+    """Sweet Home 3D's built-in catalog lives in sweethome3d.jar: unpack it once."""
+    from .sources import unpack_sweethome3d_default
+
+    dest = cache_layout().asset_source("sweethome3d-default")
+    if stamp_ok(dest):
+        return dest
+    with atomic_path(dest, is_dir=True) as tmp:
+        unpack_sweethome3d_default(pkg_root, tmp)
+        write_stamp(tmp, source="sweethome3d sweethome3d.jar default catalog")
+    return dest
+
+
 def fetch_objects(catalogs: Path, sh_root: Path, *, workers: int = 2, log=print, force: bool = False) -> dict:
     """Fetch the object packages and index the combined ``objects`` library (resumable, idempotent)."""
     from .sources import index_objects
 
     t0 = time.time()
     roots = {"sweethome3d": catalogs, "sweethome3d-pkg": sh_root}
-    for pkg, key in (("0ad-data", "0ad-pkg"), ("flightgear-data-models", "flightgear-pkg"), ("ufoai-data", "ufoai-pkg")):
+    for pkg, key in (("0ad-data", "0ad-pkg"), ("flightgear-data-models", "flightgear-pkg"),
+                     ("flightgear-data-ai", "flightgear-ai-pkg"), ("ufoai-data", "ufoai-pkg"),
+                     ("kicad-packages3d", "kicad-pkg")):
         roots[key] = apt_package(pkg)
         log(f"package {pkg} ready ({time.time() - t0:.1f}s)")
     roots["ufoai"] = _unpack_ufoai(roots["ufoai-pkg"])
+    roots["sweethome3d-default-pkg"] = apt_package("sweethome3d")
+    roots["sweethome3d-default"] = _unpack_jar_catalog(roots["sweethome3d-default-pkg"])
     return index_objects(roots, workers=workers, log=log, force=force)
 
 
@@ -103,7 +123,7 @@ def fetch_assets(*, library: bool = True, quiet: bool = False, workers: int = 2,
     """Fetch, unpack and convert everything; return the assets folder. Fast when already done.
 
     ``libraries``: the object libraries to index, of LIBRARIES (the default, Sweet Home 3D, is the
-    small one CI needs; ``objects`` adds 0 A.D., FlightGear and UFO:AI: ~1.9 GB of packages).
+    small one CI needs; ``objects`` adds 0 A.D., FlightGear, UFO:AI and KiCad: ~2.5 GB of downloads).
     """
     from .hdri import convert_hdris, hdri_cache_ok
     from .library import index_sweethome3d

@@ -31,6 +31,7 @@ RULE_MAPS = {
     "0ad": MAPS_DIR / "0ad_classes.json",
     "flightgear": MAPS_DIR / "flightgear_classes.json",
     "ufoai": MAPS_DIR / "ufoai_classes.json",
+    "kicad": MAPS_DIR / "kicad_classes.json",
 }
 
 
@@ -160,6 +161,46 @@ def sweethome3d_models(root: Path, models_dir: Path, *, version: str = "", prefi
     return src
 
 
+SH3D_JAR = "usr/share/sweethome3d/sweethome3d.jar"
+SH3D_DEFAULT_CATALOG = "com/eteks/sweethome3d/io/DefaultFurnitureCatalog.properties"
+
+
+def unpack_sweethome3d_default(pkg_root: Path, dest: Path) -> None:
+    """Unzip Sweet Home 3D's built-in catalog (its properties file + io/resources/ models) from the jar."""
+    with zipfile.ZipFile(pkg_root / SH3D_JAR) as zf:
+        members = [n for n in zf.namelist()
+                   if n == SH3D_DEFAULT_CATALOG or (n.startswith("com/eteks/sweethome3d/io/resources/") and not n.endswith("/"))]
+        zf.extractall(dest, members)
+
+
+def sweethome3d_default_models(unpacked: Path, models_dir: Path, *, version: str = "",
+                               prefix: str = "sh3d-default-") -> SourceModels:
+    """Sweet Home 3D's built-in catalog (94 models in sweethome3d.jar) under the same rule map."""
+    cmap = load_rule_map("sweethome3d")
+    pkg = f"sweethome3d@{version}" if version else "sweethome3d"
+    src = SourceModels("sweethome3d-default", pkg)
+    for e in read_catalog(unpacked / SH3D_DEFAULT_CATALOG):
+        if "model" not in e:
+            continue
+        src.found += 1
+        name = e.get("name", "")
+        model_id = prefix + slug(Path(e["model"]).stem)
+        cls, why, _ = match_rule(name, cmap)
+        if why:
+            src.excluded[model_id] = f"{name!r}: {why}"
+            continue
+        if cls is None:
+            src.unclassified += 1
+            continue
+        rot = [float(x) for x in e["modelRotation"].split()] if e.get("modelRotation") else None
+        src.add(model_id, {"id": model_id, "class": cls, "name": name, "catalog": "sweethome3d default catalog",
+                           "creator": e.get("creator", "eTeks"), "license": "CC-BY-3.0 or GPL-2+ (eTeks, at your choice)",
+                           "package": pkg, "path": f"{SH3D_JAR}!{e['model'].lstrip('/')}",
+                           "source": f"debian:{pkg}/{SH3D_JAR}!{e['model'].lstrip('/')}"},
+                (model_id, str(unpacked / e["model"].lstrip("/")), rot, str(models_dir / f"{model_id}.npz")))
+    return src
+
+
 # ------------------------------------------------------------------------------------------------
 # 0 A.D. (Debian 0ad-data)
 # ------------------------------------------------------------------------------------------------
@@ -217,14 +258,24 @@ def zeroad_models(pkg_root: Path, models_dir: Path, *, version: str = "", prefix
 FLIGHTGEAR_MODELS = "usr/share/games/flightgear/Models"
 
 
-def flightgear_models(pkg_root: Path, models_dir: Path, *, version: str = "", prefix: str = "fg-") -> SourceModels:
-    """FlightGear scenery models (AC3D) classified by their path under Models/."""
+FLIGHTGEAR_AI = "usr/share/games/flightgear/AI"
+
+
+def flightgear_models(pkg_root: Path, models_dir: Path, *, version: str = "", prefix: str = "fg-",
+                      ai_root: Path | None = None, ai_version: str = "") -> SourceModels:
+    """FlightGear models (AC3D) classified by their path: scenery under Models/ (keys as is) and,
+    with ``ai_root`` (flightgear-data-ai), AI aircraft and ships under AI/ (keys ``ai/...``)."""
     cmap = load_rule_map("flightgear")
     pkg = f"flightgear-data-models@{version}" if version else "flightgear-data-models"
     src = SourceModels("flightgear", pkg)
-    root = pkg_root / FLIGHTGEAR_MODELS
-    for f in sorted(root.rglob("*.ac")):
-        rel = str(f.relative_to(root))
+    files = [(f, str(f.relative_to(pkg_root / FLIGHTGEAR_MODELS)), pkg, FLIGHTGEAR_MODELS)
+             for f in sorted((pkg_root / FLIGHTGEAR_MODELS).rglob("*.ac"))]
+    if ai_root is not None:
+        ai_pkg = f"flightgear-data-ai@{ai_version}" if ai_version else "flightgear-data-ai"
+        src.package += f",{ai_pkg}"
+        files += [(f, "ai/" + str(f.relative_to(ai_root / FLIGHTGEAR_AI)), ai_pkg, FLIGHTGEAR_AI[:-3])
+                  for f in sorted((ai_root / FLIGHTGEAR_AI).rglob("*.ac"))]
+    for f, rel, fpkg, base in files:
         src.found += 1
         model_id = prefix + slug(rel[:-3])
         cls, why, _ = match_rule(rel, cmap)
@@ -234,10 +285,12 @@ def flightgear_models(pkg_root: Path, models_dir: Path, *, version: str = "", pr
         if cls is None:
             src.unclassified += 1
             continue
-        src.add(model_id, {"id": model_id, "class": cls, "name": f.stem, "catalog": "flightgear-data-models",
-                           "creator": cmap.get("creator", ""), "license": cmap["license"], "package": pkg,
-                           "path": f"{FLIGHTGEAR_MODELS}/{rel}", "source": f"debian:{pkg}/{FLIGHTGEAR_MODELS}/{rel}"},
-                (model_id, str(f), cmap.get("rotation"), str(models_dir / f"{model_id}.npz"), "ac3d", {}))
+        path = f"{base}/{rel}" if fpkg == pkg else f"{FLIGHTGEAR_AI}/{rel[3:]}"
+        src.add(model_id, {"id": model_id, "class": cls, "name": f.stem, "catalog": fpkg.split("@")[0],
+                           "creator": cmap.get("creator", ""), "license": cmap["license"], "package": fpkg,
+                           "path": path, "source": f"debian:{fpkg}/{path}"},
+                (model_id, str(f), cmap.get("rotation"), str(models_dir / f"{model_id}.npz"), "ac3d",
+                 {"texture_dirs": ["../Textures/*"]} if rel.startswith("ai/") else {}))
     _cap_per_class(src, cmap)
     return src
 
@@ -292,6 +345,37 @@ def ufoai_models(pkg_root: Path, unpacked: Path, models_dir: Path, *, version: s
     return src
 
 
+# ------------------------------------------------------------------------------------------------
+# KiCad 3D packages (Debian kicad-packages3d)
+# ------------------------------------------------------------------------------------------------
+KICAD_MODELS = "usr/share/kicad/3dmodels"
+
+
+def kicad_models(pkg_root: Path, models_dir: Path, *, version: str = "", prefix: str = "kicad-") -> SourceModels:
+    """KiCad component models (VRML) classified by ``<library>.3dshapes/<name>.wrl``."""
+    cmap = load_rule_map("kicad")
+    pkg = f"kicad-packages3d@{version}" if version else "kicad-packages3d"
+    src = SourceModels("kicad", pkg)
+    root = pkg_root / KICAD_MODELS
+    for f in sorted(root.glob("*.3dshapes/*.wrl")):
+        rel = str(f.relative_to(root))
+        src.found += 1
+        model_id = prefix + slug(rel[:-4].replace(".3dshapes", ""))
+        cls, why, _ = match_rule(rel, cmap)
+        if why:
+            src.excluded[model_id] = f"{rel}: {why}"
+            continue
+        if cls is None:
+            src.unclassified += 1
+            continue
+        src.add(model_id, {"id": model_id, "class": cls, "name": f.stem, "catalog": "kicad-packages3d",
+                           "creator": cmap.get("creator", ""), "license": cmap["license"], "package": pkg,
+                           "path": f"{KICAD_MODELS}/{rel}", "source": f"debian:{pkg}/{KICAD_MODELS}/{rel}"},
+                (model_id, str(f), None, str(models_dir / f"{model_id}.npz"), "vrml", {}))
+    _cap_per_class(src, cmap)
+    return src
+
+
 def unpack_ufoai(pkg_root: Path, dest: Path) -> None:
     """Unzip the models of 0models.pk3 (MD2 + skins) into ``dest``."""
     with zipfile.ZipFile(pkg_root / UFOAI_MODELS_PK3) as zf:
@@ -341,9 +425,12 @@ def index_objects(roots: dict[str, Path], *, workers: int = 2, log: Any = print,
     models_dir = dest / "models"
     sources = [
         sweethome3d_models(roots["sweethome3d"], models_dir, version=versions.get("sweethome3d-pkg", ""), prefix="sh3d-"),
+        sweethome3d_default_models(roots["sweethome3d-default"], models_dir, version=versions.get("sweethome3d-default-pkg", "")),
         zeroad_models(roots["0ad-pkg"], models_dir, version=versions.get("0ad-pkg", "")),
-        flightgear_models(roots["flightgear-pkg"], models_dir, version=versions.get("flightgear-pkg", "")),
+        flightgear_models(roots["flightgear-pkg"], models_dir, version=versions.get("flightgear-pkg", ""),
+                          ai_root=roots["flightgear-ai-pkg"], ai_version=versions.get("flightgear-ai-pkg", "")),
         ufoai_models(roots["ufoai-pkg"], roots["ufoai"], models_dir, version=versions.get("ufoai-pkg", "")),
+        kicad_models(roots["kicad-pkg"], models_dir, version=versions.get("kicad-pkg", "")),
     ]
     jobs, metas, excluded = [], {}, {}
     for s in sources:

@@ -12,6 +12,7 @@ Loaders (``LOADERS[name](src, **options)``):
 * ``pmd``: 0 A.D. PMD binary meshes + DDS/PNG textures (``pmd.py``; an actor XML names them).
 * ``ac3d``: FlightGear AC3D ``.ac`` text models + PNG/SGI RGB textures (``ac3d.py``).
 * ``md2``: Quake II MD2 models as used by UFO:AI + PNG/JPG skins (``md2.py``).
+* ``vrml``: VRML 2.0 ``.wrl`` IndexedFaceSets with material colours, as KiCad exports them (``vrml.py``).
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ def loader(name: str) -> Callable[..., Any]:
         from .md2 import load_md2
 
         return load_md2
+    if name == "vrml":
+        from .vrml import load_vrml
+
+        return load_vrml
     raise ValueError(f"unknown mesh loader {name!r}")
 
 
-LOADER_NAMES = ("trimesh", "pmd", "ac3d", "md2")
+LOADER_NAMES = ("trimesh", "pmd", "ac3d", "md2", "vrml")
 
 __all__ = ["RawPart", "vertex_normals", "open_image", "loader", "LOADER_NAMES", "DEFAULT_MATERIAL"]

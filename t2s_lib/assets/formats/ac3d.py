@@ -50,8 +50,13 @@ def _material(line: str) -> dict[str, Any]:
             "roughness": float(np.clip(np.sqrt(2.0 / (shi + 2.0)), 0.08, 1.0))}
 
 
-def load_ac3d(src: str, *, require_textures: bool = True, **_: Any) -> list[RawPart]:
-    """Parse an AC3D file into one part per (material, texture)."""
+def load_ac3d(src: str, *, require_textures: bool = True, texture_dirs: list[str] | tuple[str, ...] = (),
+              **_: Any) -> list[RawPart]:
+    """Parse an AC3D file into one part per (material, texture).
+
+    ``texture_dirs``: extra folders (glob patterns relative to the file's folder, searched in
+    sorted order) for textures, e.g. ``../Textures/*`` for FlightGear AI liveries.
+    """
     path = Path(src)
     text = path.read_text(errors="replace")
     if not text.startswith("AC3D"):
@@ -65,6 +70,8 @@ def load_ac3d(src: str, *, require_textures: bool = True, **_: Any) -> list[RawP
     def texture(name: str) -> Any:
         if name not in textures:
             cand = [path.parent / name, path.parent / Path(name).name]
+            for pattern in texture_dirs:
+                cand += [Path(d) / Path(name).name for d in sorted(path.parent.glob(pattern))]
             found = next((c for c in cand if c.is_file()), None)
             if found is None:
                 if require_textures:
