@@ -107,10 +107,12 @@ def package_dir(registry: str, spec: str) -> Path:
     return cache_layout().package(registry, f"{name.lstrip('@').replace('/', '-')}-{version}")
 
 
-def apt_package(package: str, *, fix: str | None = None) -> Path:
+def apt_package(package: str, *, fix: str | None = None, drop: tuple[str, ...] = ()) -> Path:
     """Download Debian ``package`` (``apt-get download``) and unpack it (``dpkg -x``); returns the root.
 
-    No root is needed, except to refresh empty apt lists (done once, as root only).
+    No root is needed, except to refresh empty apt lists (done once, as root only). ``drop``: glob
+    patterns (relative to the root) of unpacked files the project never reads, deleted before the
+    folder is marked complete (e.g. KiCad's 4 GB of STEP files next to the VRML models).
     """
     dest = package_dir("apt", package)
     if stamp_ok(dest):
@@ -129,7 +131,11 @@ def apt_package(package: str, *, fix: str | None = None) -> Path:
         with atomic_path(dest, is_dir=True) as tmp:
             run_tool(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], Path(work), f"unpacking {debs[-1].name}",
                      "install dpkg (part of every Debian/Ubuntu system)", retries=0)
-            write_stamp(tmp, registry="apt", package=package, archive=debs[-1].name)
+            for pattern in drop:
+                for f in tmp.glob(pattern):
+                    if f.is_file():
+                        f.unlink()
+            write_stamp(tmp, registry="apt", package=package, archive=debs[-1].name, dropped=list(drop))
     return dest
 
 

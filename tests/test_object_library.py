@@ -145,6 +145,30 @@ def test_md2_loader_rejects_corrupt(tmp_path):
         load_md2(str(tmp_path / "x.md2"))
 
 
+def test_vrml_loader_on_kicad_capacitor():
+    from t2s_lib.assets.formats.vrml import load_vrml
+    from t2s_lib.assets.sources import KICAD_MODELS
+
+    f = _apt_root("kicad-packages3d") / KICAD_MODELS / "Capacitor_THT.3dshapes/CP_Radial_D10.0mm_P5.00mm.wrl"
+    parts = load_vrml(str(f))
+    assert len(parts) >= 2 and len({tuple(p.material["base_color"]) for p in parts}) >= 2  # body + leads colours
+    mesh = _check_parts(parts, textured=False)
+    ext = mesh.vertices[:, :3].max(0) - mesh.vertices[:, :3].min(0)
+    assert ext[1] == ext.max()  # an upright can: KiCad's z-up became y-up
+
+
+def test_vrml_loader_rejects_garbage(tmp_path):
+    from t2s_lib.assets.formats.vrml import load_vrml
+
+    (tmp_path / "a.wrl").write_text("#VRML V2.0 utf8\nShape { geometry IndexedFaceSet { coordIndex [0,1,5,-1] "
+                                   "coord Coordinate { point [0 0 0, 1 0 0, 0 1 0] } } }")
+    with pytest.raises(ValueError, match="out of range"):
+        load_vrml(str(tmp_path / "a.wrl"))
+    (tmp_path / "b.wrl").write_text("hello")
+    with pytest.raises(ValueError):
+        load_vrml(str(tmp_path / "b.wrl"))
+
+
 def test_dds_textures_decode_through_pillow():
     from t2s_lib.assets.formats import open_image
     from t2s_lib.assets.formats.pmd import open_archive
@@ -233,7 +257,8 @@ def test_objects_library_size_provenance_and_uniqueness(objects):
         assert m["license"] and m["source"].startswith("debian:") and "@" in m["package"] and m["path"], m["id"]
         assert "creator" in m and m["triangles"] > 0
         packages.add(m["package"].split("@")[0])
-    assert packages == {"sweethome3d-furniture", "0ad-data", "flightgear-data-models", "ufoai-data"}
+    assert packages == {"sweethome3d-furniture", "sweethome3d", "0ad-data", "flightgear-data-models",
+                        "flightgear-data-ai", "ufoai-data", "kicad-packages3d"}
     assert all(isinstance(why, str) and why for why in objects.excluded.values())
 
 

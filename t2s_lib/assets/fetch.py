@@ -30,8 +30,11 @@ OBJECT_PACKAGES = {
     "ufoai-data": "UFO:AI: 859 MD2 models in 0models.pk3 (GPL-2+, some CC-BY-3.0)",
     "flightgear-data-ai": "FlightGear AI traffic: 223 AC3D aircraft/ships with livery textures (GPL-2+)",
     "sweethome3d": "Sweet Home 3D's built-in catalog: 94 more models in sweethome3d.jar (CC-BY-3.0 or GPL-2+)",
-    "kicad-packages3d": "KiCad: ~9000 VRML electronic-component models (CC-BY-SA-4.0 with exception; 5.4 GB unpacked)",
+    "kicad-packages3d": "KiCad: 6227 VRML electronic-component models (CC-BY-SA-4.0 with exception; 1.3 GB kept of 5.4 GB)",
 }
+#: Unpacked files the library never reads, deleted at unpack time (KiCad's STEP twins of its VRML models: 4 GB).
+OBJECT_PACKAGE_DROP = {"kicad-packages3d": ("usr/share/kicad/3dmodels/*.3dshapes/*.step",
+                                            "usr/share/kicad/3dmodels/*.3dshapes/*.stp")}
 LIBRARIES = ("sweethome3d", "objects")
 PMNDRS_ASSETS = "@pmndrs/assets@1.7.0"
 NPM_PACKAGES = {PMNDRS_ASSETS: "18 HDRIs (Poly Haven, CC0) as base64 EXR in hdri/*.exr.js"}
@@ -110,7 +113,7 @@ def fetch_objects(catalogs: Path, sh_root: Path, *, workers: int = 2, log=print,
     for pkg, key in (("0ad-data", "0ad-pkg"), ("flightgear-data-models", "flightgear-pkg"),
                      ("flightgear-data-ai", "flightgear-ai-pkg"), ("ufoai-data", "ufoai-pkg"),
                      ("kicad-packages3d", "kicad-pkg")):
-        roots[key] = apt_package(pkg)
+        roots[key] = apt_package(pkg, drop=OBJECT_PACKAGE_DROP.get(pkg, ()))
         log(f"package {pkg} ready ({time.time() - t0:.1f}s)")
     roots["ufoai"] = _unpack_ufoai(roots["ufoai-pkg"])
     roots["sweethome3d-default-pkg"] = apt_package("sweethome3d")

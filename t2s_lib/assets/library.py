@@ -36,7 +36,7 @@ from .formats import RawPart, vertex_normals
 
 INDEX_VERSION = 1
 #: Bump when the mesh conversion changes: converted models are redone.
-CONVERT_VERSION = 3
+CONVERT_VERSION = 4
 #: Above this many triangles a model is simplified (llvmpipe cost grows with triangles).
 MAX_TRIANGLES = 12000
 MAX_TEXTURE = 256
@@ -51,7 +51,7 @@ CLASS_MAP = CURATED_DATA_DIR / "assets" / "sweethome3d_classes.json"
 class MeshData:
     """A normalised, render-ready model."""
 
-    vertices: np.ndarray  # float32 (n, 8): position, normal, uv
+    vertices: np.ndarray  # float32 (n, 8): position, normal, uv (v=0: the texture's first (top) row)
     indices: np.ndarray  # uint32 (3 m,)
     parts: np.ndarray  # int32 (p, 2): first index, index count
     materials: list[dict[str, Any]]  # per part: base_color (rgba), metallic, roughness, texture (int or -1)
@@ -203,6 +203,9 @@ def mesh_from_parts(raw: list[RawPart], rotation: np.ndarray | None = None) -> M
             nrm = vertex_normals(pos, faces)
         uv = np.zeros((len(pos), 2)) if p.uvs is None or len(p.uvs) != len(pos) else np.asarray(p.uvs, np.float64)
         uv = np.where(np.isfinite(uv), uv, 0.0)
+        # RawPart uvs are OpenGL-style (v up: v=1 is the image's top row). MeshData stores textures
+        # top row first and the renderer uploads them as stored (row 0 at t=0), so v is flipped here.
+        uv = np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1)
         pieces.append((pos, nrm, uv, faces, dict(p.material), p.texture))
     if not pieces:
         raise ValueError("no triangles")

@@ -16,7 +16,7 @@ PMD (version 3/4) layout, little endian::
     u32 n_props, prop point: u32 len, name, vec3 translation, quat rotation, u8 bone (255 = none)
 
 Positions are the bind pose in model space (y up), so skinned animals stand in their rest pose.
-UVs are Direct3D-style (v down) and are flipped to the OpenGL convention of ``RawPart``.
+UVs keep COLLADA's OpenGL convention (v up), that of ``RawPart`` (checked on the contact sheets).
 """
 
 from __future__ import annotations
@@ -104,8 +104,7 @@ def parse_pmd(data: bytes) -> PMD:
             props[name] = (np.array(vals[:3]), np.array(vals[3:7]), int(vals[7]))
     if len(faces) and int(faces.max()) >= nv:
         raise ValueError("PMD face index out of range")
-    uv = verts["uv"][:, 0, :].astype(np.float64)
-    uv = np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1)  # Direct3D v-down -> OpenGL v-up
+    uv = verts["uv"][:, 0, :].astype(np.float64)  # already OpenGL-style (v up), as COLLADA wrote them
     return PMD(verts["pos"].astype(np.float64), verts["nrm"].astype(np.float64), uv, faces, bones, props)
 
 
