@@ -149,7 +149,7 @@ def sweethome3d_models(root: Path, models_dir: Path, *, version: str = "", prefi
                 src.unclassified += 1
                 continue
             if model_id[len(prefix):] in excluded_ids:
-                src.excluded[model_id] = f"{name!r}: listed in exclude_ids of the rule map"
+                src.excluded[model_id] = f"{name!r}: listed in exclude_ids of the rule map ({cmap.get('exclude_ids_reason', '')})"
                 continue
             path = props.parent / e["model"].lstrip("/")
             rot = [float(x) for x in e["modelRotation"].split()] if e.get("modelRotation") else None
@@ -191,6 +191,9 @@ def sweethome3d_default_models(unpacked: Path, models_dir: Path, *, version: str
             continue
         if cls is None:
             src.unclassified += 1
+            continue
+        if model_id[len(prefix):] in set(cmap.get("exclude_ids", [])):
+            src.excluded[model_id] = f"{name!r}: listed in exclude_ids of the rule map ({cmap.get('exclude_ids_reason', '')})"
             continue
         rot = [float(x) for x in e["modelRotation"].split()] if e.get("modelRotation") else None
         src.add(model_id, {"id": model_id, "class": cls, "name": name, "catalog": "sweethome3d default catalog",
