@@ -57,6 +57,11 @@ def contact_sheets(library: str, out: str | Path, *, classes: Sequence[str] | No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = list(classes) if classes else sorted(lib.classes)
+    unknown = [c for c in names if c not in lib.classes]
+    if unknown:
+        from ..errors import T2SError
+
+        raise T2SError(f"unknown class(es) {unknown} in library {lib.name!r}", f"use some of: {', '.join(sorted(lib.classes))}")
     summary: dict[str, Any] = {"library": lib.name, "setting": ALL_OFF, "classes": {}}
     for k, cls in enumerate(names):
         ids = lib.classes[cls]
