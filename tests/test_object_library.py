@@ -1,8 +1,9 @@
 """The combined ``objects`` library: loaders per mesh format, rule maps, purity, provenance, class choice.
 
-The loader and library tests need ``t2s assets fetch --library objects`` (0 A.D., FlightGear,
-UFO:AI packages; ~1.9 GB); they fail with that fix when the packages are missing. The rule-map
-and purity-list tests need nothing fetched.
+The loader and library tests (marked ``objects_library``; run with ``--run-objects`` or
+T2S_RUN_OBJECTS=1) need ``t2s assets fetch --library objects`` (seven Debian packages, 2.5 GB,
+~8 min once); asked to run without it they fail with that fix. The rule-map, purity-list and
+corrupt-file tests need nothing fetched and always run.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def _check_parts(parts, *, textured: bool):
 # ------------------------------------------------------------------------------------------------
 # Loaders, each on a real model of its package
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.objects_library
 def test_pmd_loader_on_0ad_horse():
     from t2s_lib.assets.formats.pmd import load_actor, open_archive, parse_pmd, resolve_actor
     from t2s_lib.assets.sources import ZEROAD_ARCHIVE
@@ -79,6 +81,7 @@ def test_pmd_parser_rejects_corrupt_data():
         parse_pmd(b"PSMD" + struct.pack("<III", 4, 10_000, 3) + bytes(8))
 
 
+@pytest.mark.objects_library
 def test_ac3d_loader_on_flightgear_buoy():
     from t2s_lib.assets.formats.ac3d import load_ac3d
     from t2s_lib.assets.sources import FLIGHTGEAR_MODELS
@@ -124,6 +127,7 @@ kids 0
         load_ac3d(str(tmp_path / "bad.ac"))
 
 
+@pytest.mark.objects_library
 def test_md2_loader_on_ufoai_palm():
     from t2s_lib.assets.formats.md2 import load_md2
     from t2s_lib.paths import cache_layout
@@ -145,6 +149,7 @@ def test_md2_loader_rejects_corrupt(tmp_path):
         load_md2(str(tmp_path / "x.md2"))
 
 
+@pytest.mark.objects_library
 def test_vrml_loader_on_kicad_capacitor():
     from t2s_lib.assets.formats.vrml import load_vrml
     from t2s_lib.assets.sources import KICAD_MODELS
@@ -169,6 +174,7 @@ def test_vrml_loader_rejects_garbage(tmp_path):
         load_vrml(str(tmp_path / "b.wrl"))
 
 
+@pytest.mark.objects_library
 def test_dds_textures_decode_through_pillow():
     from t2s_lib.assets.formats import open_image
     from t2s_lib.assets.formats.pmd import open_archive
@@ -228,6 +234,7 @@ def _matches(rx: str, m: dict) -> bool:
     return bool(re.search(rx, m.get("name", "").lower()) or re.search(rx, m.get("path", "").lower()))
 
 
+@pytest.mark.objects_library
 def test_objects_library_purity(objects):
     from t2s_lib.paths import CURATED_DATA_DIR
 
@@ -243,6 +250,7 @@ def test_objects_library_purity(objects):
     assert not bad, "\n".join(bad)
 
 
+@pytest.mark.objects_library
 def test_objects_library_size_provenance_and_uniqueness(objects):
     sizes = {c: len(v) for c, v in objects.classes.items()}
     assert len(sizes) >= 100 and min(sizes.values()) >= 4
@@ -262,6 +270,7 @@ def test_objects_library_size_provenance_and_uniqueness(objects):
     assert all(isinstance(why, str) and why for why in objects.excluded.values())
 
 
+@pytest.mark.objects_library
 def test_objects_meshes_are_normalised(objects):
     from t2s_lib.assets.library import MAX_TRIANGLES
 
@@ -274,6 +283,7 @@ def test_objects_meshes_are_normalised(objects):
         assert len(mesh.parts) == len(mesh.materials) and mesh.parts[:, 1].sum() == len(mesh.indices)
 
 
+@pytest.mark.objects_library
 def test_select_classes_rules(objects):
     from t2s_lib.assets.library import select_classes
 
