@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed-stamp
 PROFILE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps assets data study test-fast benchmarks clean help
+.PHONY: demo test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
 
 help:
-	@echo "make demo | test | install | assets | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
+	@echo "make demo | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ system-deps:
 
 assets: install
 	$(BIN)/t2s assets fetch
+
+# The combined 111-class object library (7 Debian packages, 2.5 GB download, ~8 min once); not needed by CI.
+assets-objects: install
+	$(BIN)/t2s assets fetch --library objects
+
+test-objects: assets assets-objects
+	$(BIN)/python -m pytest -ra tests/test_object_library.py tests/test_assets.py --run-objects $(PYTEST_ARGS)
 
 data: install
 	$(BIN)/t2s data fetch

@@ -107,15 +107,17 @@ def package_dir(registry: str, spec: str) -> Path:
     return cache_layout().package(registry, f"{name.lstrip('@').replace('/', '-')}-{version}")
 
 
-def apt_package(package: str, *, fix: str | None = None) -> Path:
+def apt_package(package: str, *, fix: str | None = None, drop: tuple[str, ...] = ()) -> Path:
     """Download Debian ``package`` (``apt-get download``) and unpack it (``dpkg -x``); returns the root.
 
-    No root is needed, except to refresh empty apt lists (done once, as root only).
+    No root is needed, except to refresh empty apt lists (done once, as root only). ``drop``: glob
+    patterns (relative to the root) of unpacked files the project never reads, deleted before the
+    folder is marked complete (e.g. KiCad's 4 GB of STEP files next to the VRML models).
     """
-    return apt_packages([package], fix=fix)[package]
+    return apt_packages([package], fix=fix, drop=drop)[package]
 
 
-def apt_packages(packages: list[str], *, fix: str | None = None) -> dict[str, Path]:
+def apt_packages(packages: list[str], *, fix: str | None = None, drop: tuple[str, ...] = ()) -> dict[str, Path]:
     """:func:`apt_package` for several packages with one ``apt-get download`` call for all those not
     yet unpacked (apt reads its package lists once instead of once per package); returns name -> root."""
     missing = [p for p in dict.fromkeys(packages) if not stamp_ok(package_dir("apt", p))]
@@ -129,18 +131,22 @@ def apt_packages(packages: list[str], *, fix: str | None = None) -> dict[str, Pa
                 _apt_update()
             run_tool(["apt-get", "download", *missing], Path(work), what, fix, before_retry=_apt_update)
             for package in missing:
-                _unpack_deb(package, Path(work), fix)
+                _unpack_deb(package, Path(work), fix, drop)
     return {p: package_dir("apt", p) for p in packages}
 
 
-def _unpack_deb(package: str, work: Path, fix: str) -> None:
+def _unpack_deb(package: str, work: Path, fix: str, drop: tuple[str, ...] = ()) -> None:
     debs = sorted(work.glob(f"{package}_*.deb"))
     if not debs:
         raise T2SError(f"apt-get download {package} left no .deb", fix)
     with atomic_path(package_dir("apt", package), is_dir=True) as tmp:
         run_tool(["dpkg-deb", "-x", str(debs[-1]), str(tmp)], work, f"unpacking {debs[-1].name}",
                  "install dpkg (part of every Debian/Ubuntu system)", retries=0)
-        write_stamp(tmp, registry="apt", package=package, archive=debs[-1].name)
+        for pattern in drop:
+            for f in tmp.glob(pattern):
+                if f.is_file():
+                    f.unlink()
+        write_stamp(tmp, registry="apt", package=package, archive=debs[-1].name, dropped=list(drop))
 
 
 def npm_package(spec: str) -> Path:

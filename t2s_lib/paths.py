@@ -62,6 +62,7 @@ class CacheLayout:
         assets/hdri/                     <name>.npy (float16 equirect) + index.json
         assets/library/<name>/           index.json + models/<id>.npz (render-ready meshes)
         assets/sweethome3d/<catalog>/    the unzipped Sweet Home 3D catalogs
+        assets/sources/<name>/           other unpacked model archives (e.g. UFO:AI's 0models.pk3)
         datasets/<task>/                 data.npz + source.json of an offline task
         task2vec/                        cached embeddings keyed by (data, probe, options)
         probes/<recipe-hash>/            Task2Vec probes trained by the study (checkpoint.pt)
@@ -101,6 +102,10 @@ class CacheLayout:
     @property
     def sweethome3d_catalogs(self) -> Path:
         return self.assets / "sweethome3d"
+
+    def asset_source(self, name: str) -> Path:
+        """An unpacked model archive of the object library (``assets/sources/<name>``)."""
+        return self.assets / "sources" / safe_name(name)
 
     # -- downstream data and embeddings ----------------------------------------------------
     @property

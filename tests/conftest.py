@@ -10,6 +10,8 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
     parser.addoption("--run-large-data", action="store_true", help="run tests that need T2S_DATA_ROOT datasets")
+    parser.addoption("--run-objects", action="store_true",
+                     help="run tests of the combined object library (needs t2s assets fetch --library objects)")
 
 
 def _cuda_available() -> bool:
@@ -24,12 +26,16 @@ def _cuda_available() -> bool:
 def pytest_collection_modifyitems(config, items):
     run_slow = config.getoption("--run-slow") or os.environ.get("T2S_RUN_SLOW") == "1"
     run_large = config.getoption("--run-large-data")
+    run_objects = config.getoption("--run-objects") or os.environ.get("T2S_RUN_OBJECTS") == "1"
     has_cuda = None
     for item in items:
         if "slow" in item.keywords and not run_slow:
             item.add_marker(pytest.mark.skip(reason="slow test: run with --run-slow"))
         if "large_data" in item.keywords and not run_large:
             item.add_marker(pytest.mark.skip(reason="needs a paper dataset under T2S_DATA_ROOT: run with --run-large-data"))
+        if "objects_library" in item.keywords and not run_objects:
+            item.add_marker(pytest.mark.skip(reason="needs the objects library (t2s assets fetch --library objects, "
+                                                    "2.5 GB): run with --run-objects"))
         if "gpu" in item.keywords:
             if has_cuda is None:
                 has_cuda = _cuda_available()

@@ -22,7 +22,7 @@ def test_class_map_gives_30_classes_with_4_models_and_attribution(lib):
         assert "creator" in m and m["triangles"] > 0
     # the rules group by object kind: a desk lamp is a lamp, a seesaw is not a saw
     names = {m["name"]: m["class"] for m in lib.models.values()}
-    assert names.get("Desk lamp") == "lamp"
+    assert names.get("Desk lamp") == "table_lamp" and "Motorbike" not in names and "Laptop" not in names
     assert "Seesaw" not in names or names["Seesaw"] != "tool"
 
 
@@ -38,6 +38,48 @@ def test_indexed_meshes_are_normalised_and_small(lib):
         assert mesh.triangles <= MAX_TRIANGLES * 1.05
         assert len(mesh.parts) == len(mesh.materials) and mesh.parts[:, 1].sum() == len(mesh.indices)
     assert all(isinstance(why, str) and why for why in lib.excluded.values())
+
+
+def test_info_json_lists_classes_and_hdris(lib, capsys):
+    from t2s_lib.cli import main
+
+    assert main(["assets", "info", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["classes"] == {c: len(v) for c, v in lib.classes.items()} and len(out["hdris"]) >= 20
+
+
+def test_contact_sheet_one_png_per_class(lib, tmp_path):
+    from PIL import Image
+
+    from t2s_lib.assets.contact import contact_sheets
+
+    cls = sorted(lib.classes, key=lambda c: len(lib.classes[c]))[0]
+    out = contact_sheets("sweethome3d", tmp_path / "sheets", classes=[cls], size=48, log=lambda *a: None)
+    img = Image.open(out / f"{cls}.png")
+    assert img.width == 8 * 48 and img.height > 48
+    assert sorted(json.loads((out / "index.json").read_text())["classes"][cls]) == sorted(lib.classes[cls])
+
+
+def test_index_resumes_and_detects_damage(lib, tmp_path, monkeypatch):
+    """A killed index run resumes from the per-model records; a damaged model file is redone."""
+    from t2s_lib.assets.library import build_index, read_index
+
+    ids = sorted(lib.models)[:3]
+    jobs = []
+    for i in ids:
+        m = lib.models[i]
+        src = next(p for p in (lib.path.parent.parent / "sweethome3d").glob("*/" + m["source"].split(".sh3f/", 1)[1]))
+        jobs.append((i, str(src), None, str(tmp_path / "lib" / "models" / f"{i}.npz")))
+    metas = {i: dict(lib.models[i]) for i in ids}
+    build_index("t", tmp_path / "lib", jobs[:2], metas, source="test", log=lambda *a: None)  # "killed" after 2
+    logs: list[str] = []
+    idx = build_index("t", tmp_path / "lib", jobs, metas, source="test", log=lambda *a: logs.append(" ".join(map(str, a))))
+    assert idx["n_models"] == 3 and any("2 model(s) already converted, 1 to go" in line for line in logs)
+    (tmp_path / "lib" / "models" / f"{ids[0]}.npz").write_bytes(b"broken")
+    assert read_index(tmp_path / "lib") is None  # size mismatch: the fetch rebuilds it
+    logs.clear()
+    build_index("t", tmp_path / "lib", jobs, metas, source="test", log=lambda *a: logs.append(" ".join(map(str, a))))
+    assert read_index(tmp_path / "lib") is not None and any("1 to go" in line for line in logs)
 
 
 def test_hdris_converted_with_lighting_metadata(lib):
@@ -75,5 +117,5 @@ def test_catalog_parser_and_classifier():
     from t2s_lib.assets.library import CLASS_MAP, classify
 
     cmap = json.loads(CLASS_MAP.read_text())
-    assert classify("Chair", cmap) == "chair" and classify("Desk lamp", cmap) == "lamp"
+    assert classify("Chair", cmap) == "chair" and classify("Desk lamp", cmap) == "table_lamp"
     assert classify("Rocking horse", cmap) is None
