@@ -229,7 +229,8 @@ def _render_and_pretrain(key: str, prof: Profile, out: Path, images: int, pretra
     from .render import RenderJob, run_render_job
 
     spec = prof.pretrain.render
-    job = RenderJob.create(key, images, spec.img_size, seed=prof.seed, classes=spec.classes, library=prof.render.library,
+    job = RenderJob.create(key, images, spec.img_size, seed=prof.seed, classes=spec.classes, class_rule=spec.class_rule,
+                           library=prof.render.library,
                            msaa=prof.render.msaa, workers=prof.render.workers)
     data = run_render_job(job, out / "render", progress=False)
     result: dict[str, Any] = {"rendered": str(data)}

@@ -159,6 +159,8 @@ class ImageSetSpec:
 
     images: int = field(default=100, metadata=POSITIVE)
     classes: int | None = field(default=None, metadata=POSITIVE)  # null: every class of the library
+    # which N classes: alphabetical, most_models (ties by name) or tdw (the paper's TDW categories first)
+    class_rule: str = field(default="alphabetical", metadata=choices("alphabetical", "most_models", "tdw"))
     img_size: int = field(default=64, metadata=IMG_SIZE)
 
 

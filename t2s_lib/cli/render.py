@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--seed", type=int, default=0, help="non-negative; each image depends only on (seed, setting, index)")
     p.add_argument("--library", default="sweethome3d", help="sweethome3d, or a folder <root>/<class>/<model>.obj")
-    p.add_argument("--classes", type=int, default=None, help="use only the first N classes (sorted)")
+    p.add_argument("--classes", type=int, default=None, help="use N classes of the library (see --class-rule)")
+    p.add_argument("--class-rule", default="alphabetical", choices=["alphabetical", "most_models", "tdw"],
+                   help="which N classes: the first N by name, the N with most models, or the paper's TDW categories first")
     p.add_argument("--format", dest="image_format", default="jpg", choices=["jpg", "png"])
     p.add_argument("--backend", default="gl", choices=["gl", "tdw"])
     p.add_argument("--msaa", type=int, default=4, choices=[0, 2, 4, 8], help="multisampling samples (0: FXAA instead)")
@@ -30,7 +32,8 @@ def _render(args: argparse.Namespace) -> int:
     from ..render import render_dataset
 
     out = render_dataset(args.setting, args.out, args.images, args.img_size, seed=args.seed, library=args.library,
-                         workers=args.workers, classes=args.classes, image_format=args.image_format,
+                         workers=args.workers, classes=args.classes, class_rule=args.class_rule,
+                         image_format=args.image_format,
                          backend=args.backend, msaa=args.msaa, tonemap=args.tonemap, device_index=args.device_index)
     print(out)
     return 0

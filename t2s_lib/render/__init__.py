@@ -19,10 +19,10 @@ from .scene import PARAMETERS, Scene, make_plan, material_table, sample_scene, v
 
 
 def sample_scenes(setting: str | SimSetting, images: int, *, seed: int = 0, library: str = "sweethome3d",
-                  classes: int | Sequence[str] | None = None) -> list[Scene]:
+                  classes: int | Sequence[str] | None = None, class_rule: str = "alphabetical") -> list[Scene]:
     """The scenes ``render_dataset`` would render (no rendering)."""
     sim = resolve_setting(setting)
-    _, plan = plan_for(library, images, classes)
+    _, plan = plan_for(library, images, classes, class_rule)
     src = SceneSource(sim, seed, library)
     return [src.scene(item) for item in plan]
 

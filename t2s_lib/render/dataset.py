@@ -76,7 +76,8 @@ class RenderJob:
     img_size: int
     seed: int = 0
     library: str = "sweethome3d"
-    classes: int | tuple[str, ...] | None = None  # first N classes (sorted), explicit names, or all
+    classes: int | tuple[str, ...] | None = None  # N classes (chosen by class_rule), explicit names, or all
+    class_rule: str = "alphabetical"  # how N classes are chosen: alphabetical, most_models, tdw
     image_format: str = "jpg"
     backend: str = "gl"
     msaa: int = 4
@@ -110,6 +111,8 @@ class RenderJob:
             raise bad("msaa", self.msaa, "use 0 (FXAA instead), 2, 4 or 8 samples")
         if self.tonemap not in TONEMAPS:
             raise bad("tonemap", self.tonemap, "use aces, reinhard or none")
+        if self.class_rule not in ("alphabetical", "most_models", "tdw"):
+            raise bad("class_rule", self.class_rule, "use alphabetical, most_models or tdw")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise bad("workers", self.workers, "use 1 or more worker processes")
         RENDERERS.get(self.backend)  # unknown backend: a clear error before any work
@@ -200,15 +203,14 @@ def _render_chunk(chunk: tuple[int, list[PlanItem], str]) -> tuple[int, int]:
 
 
 # ----- driver ---------------------------------------------------------------------------------
-def plan_for(library: str, images: int, classes: int | Iterable[str] | None) -> tuple[list[str], list[PlanItem]]:
+def plan_for(library: str, images: int, classes: int | Iterable[str] | None,
+             class_rule: str = "alphabetical") -> tuple[list[str], list[PlanItem]]:
     from ..assets import load_library
+    from ..assets.library import select_classes
 
     lib = load_library(library)
     if classes is None or isinstance(classes, int):
-        if isinstance(classes, int) and not 1 <= classes <= len(lib.classes):
-            raise T2SError(f"classes={classes}: library {lib.name!r} has {len(lib.classes)} classes",
-                           f"use 1..{len(lib.classes)} (or omit it for all)")
-        names = lib.class_names(classes)
+        names = lib.class_names() if classes is None else select_classes(lib, classes, class_rule)
     else:
         names = sorted(classes)
         unknown = [c for c in names if c not in lib.classes]
@@ -340,7 +342,7 @@ def run_render_job(job: RenderJob, out: Path | str, *, progress: bool = True, ma
     """
     job.check()
     out = check_output_path(out).resolve()
-    names, plan = plan_for(job.library, job.images, job.classes)
+    names, plan = plan_for(job.library, job.images, job.classes, job.class_rule)
     config, lib, index_hash = _identity(job, names)
     if _check_output(out, config):
         return out

@@ -104,7 +104,7 @@ def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Seq
         raise T2SError("a reward table needs at least one task", "set rewards.tasks or evaluate.tasks, or pass --tasks")
     spec_img = prof.pretrain.render
     render = {"images": spec_img.images, "img_size": spec_img.img_size, "classes": spec_img.classes,
-              "library": prof.render.library, "msaa": prof.render.msaa, "tonemap": prof.render.tonemap,
+              "class_rule": spec_img.class_rule, "library": prof.render.library, "msaa": prof.render.msaa, "tonemap": prof.render.tonemap,
               "image_format": prof.render.image_format}
     recipe = {k: v for k, v in prof.pretrain.recipe.items() if k not in ("seed",)}
     knn_opts = prof.evaluate.options("knn")

@@ -18,7 +18,8 @@ def render_job(prof: Profile, key: str):
     from ..render import RenderJob
 
     spec, rnd = prof.pretrain.render, prof.render
-    return RenderJob.create(key, spec.images, spec.img_size, seed=prof.seed, classes=spec.classes, library=rnd.library,
+    return RenderJob.create(key, spec.images, spec.img_size, seed=prof.seed, classes=spec.classes,
+                            class_rule=spec.class_rule, library=rnd.library,
                             workers=rnd.workers, msaa=rnd.msaa, tonemap=rnd.tonemap, image_format=rnd.image_format)
 
 
