@@ -159,6 +159,7 @@ class ImageSetSpec:
 
     images: int = field(default=100, metadata=POSITIVE)
     classes: int | None = field(default=None, metadata=POSITIVE)  # null: every class of the library
+    models_per_class: int | None = field(default=None, metadata=POSITIVE)  # null: every model of a class
     # which N classes: alphabetical, most_models (ties by name) or tdw (the paper's TDW categories first)
     class_rule: str = field(default="alphabetical", metadata=choices("alphabetical", "most_models", "tdw"))
     img_size: int = field(default=64, metadata=IMG_SIZE)
@@ -322,9 +323,42 @@ class RewardsSection:
         _check_tasks(self.tasks or [], f"{where}.tasks")
 
 
+@dataclass(frozen=True)
+class ScalingAxes:
+    """Values of each scaling axis (an empty list: the axis is not studied)."""
+
+    classes: list[int] = field(default_factory=list, metadata=POSITIVE)
+    models_per_class: list[int] = field(default_factory=list, metadata=POSITIVE)
+    images: list[int] = field(default_factory=list, metadata=POSITIVE)
+    arch: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScalingSection:
+    """The supplementary scaling studies (notebook 07): each axis point is a reward table (same builder,
+    cached cells) over the settings the compared methods choose, evaluated by 5-NN and linear probing."""
+
+    axes: ScalingAxes = field(default_factory=ScalingAxes)
+    methods: list[str] = field(default_factory=lambda: ["task2sim", "measured", "domain_randomization", "random", "scratch"],
+                               metadata=choices("task2sim", "measured", "domain_randomization", "random", "scratch"))
+    task2sim_policy: str = "reward-kernel"  # the Task2Vec policy that stands for Task2Sim on the live table
+    random_draws: int = field(default=2, metadata=bounds(1, 16))  # uniformly random settings, shared by all tasks
+    seeds: list[int] = field(default_factory=lambda: [0, 1], metadata=NON_NEGATIVE)
+    tasks: list[str] | None = None  # null: the rewards tasks
+
+    def validate(self, where: str) -> None:
+        from .train.models import MODELS
+
+        for i, a in enumerate(self.axes.arch):
+            if a not in MODELS:
+                raise T2SError(f"{where}.axes.arch[{i}]: unknown architecture {a!r}", f"use one of: {', '.join(MODELS.names())}")
+        _check_tasks(self.tasks or [], f"{where}.tasks")
+
+
 SECTIONS: dict[str, type] = {
     "render": RenderSection, "tasks": TasksSection, "task2vec": Task2VecSection, "policy": PolicySection,
     "pretrain": PretrainSection, "evaluate": EvaluateSection, "cka": CkaSection, "rewards": RewardsSection,
+    "scaling": ScalingSection,
 }
 
 
@@ -346,6 +380,7 @@ class Profile:
     evaluate: EvaluateSection = field(default_factory=EvaluateSection)
     cka: CkaSection = field(default_factory=CkaSection)
     rewards: RewardsSection = field(default_factory=RewardsSection)
+    scaling: ScalingSection = field(default_factory=ScalingSection)
     notebook: str = ""  # set by t2s_lib.notebook.setup: recorded in figure provenance
 
     @property

@@ -78,6 +78,7 @@ class RenderJob:
     library: str = "sweethome3d"
     classes: int | tuple[str, ...] | None = None  # N classes (chosen by class_rule), explicit names, or all
     class_rule: str = "alphabetical"  # how N classes are chosen: alphabetical, most_models, tdw
+    models_per_class: int | None = None  # use at most this many models of each class (the first by id)
     image_format: str = "jpg"
     backend: str = "gl"
     msaa: int = 4
@@ -111,6 +112,8 @@ class RenderJob:
             raise bad("msaa", self.msaa, "use 0 (FXAA instead), 2, 4 or 8 samples")
         if self.tonemap not in TONEMAPS:
             raise bad("tonemap", self.tonemap, "use aces, reinhard or none")
+        if self.models_per_class is not None and (not isinstance(self.models_per_class, int) or self.models_per_class < 1):
+            raise bad("models_per_class", self.models_per_class, "use a positive number of models per class, or none")
         if self.class_rule not in ("alphabetical", "most_models", "tdw"):
             raise bad("class_rule", self.class_rule, "use alphabetical, most_models or tdw")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
@@ -203,8 +206,8 @@ def _render_chunk(chunk: tuple[int, list[PlanItem], str]) -> tuple[int, int]:
 
 
 # ----- driver ---------------------------------------------------------------------------------
-def plan_for(library: str, images: int, classes: int | Iterable[str] | None,
-             class_rule: str = "alphabetical") -> tuple[list[str], list[PlanItem]]:
+def plan_for(library: str, images: int, classes: int | Iterable[str] | None, class_rule: str = "alphabetical",
+             models_per_class: int | None = None) -> tuple[list[str], list[PlanItem]]:
     from ..assets import load_library
     from ..assets.library import select_classes
 
@@ -219,7 +222,7 @@ def plan_for(library: str, images: int, classes: int | Iterable[str] | None,
                            f"use some of: {', '.join(lib.class_names())}")
     if images < len(names):
         raise T2SError(f"{images} images cannot cover {len(names)} classes", "ask for at least one image per class")
-    return names, make_plan({c: lib.classes[c] for c in names}, images)
+    return names, make_plan({c: sorted(lib.classes[c])[:models_per_class] for c in names}, images)
 
 
 def _identity(job: RenderJob, names: list[str]) -> tuple[dict[str, Any], Any, str]:
@@ -232,6 +235,8 @@ def _identity(job: RenderJob, names: list[str]) -> tuple[dict[str, Any], Any, st
               "setting_bits": resolve_setting(job.setting).as_dict(), "images": job.images, "size": job.img_size,
               "seed": job.seed, "library": lib.name, "library_index": index_hash, "classes": names,
               "image_format": job.image_format, "backend": job.backend, "msaa": job.msaa, "tonemap": job.tonemap}
+    if job.models_per_class is not None:  # (absent otherwise, so earlier sets keep their identity)
+        config["models_per_class"] = job.models_per_class
     return config, lib, index_hash
 
 
@@ -342,7 +347,7 @@ def run_render_job(job: RenderJob, out: Path | str, *, progress: bool = True, ma
     """
     job.check()
     out = check_output_path(out).resolve()
-    names, plan = plan_for(job.library, job.images, job.classes, job.class_rule)
+    names, plan = plan_for(job.library, job.images, job.classes, job.class_rule, job.models_per_class)
     config, lib, index_hash = _identity(job, names)
     if _check_output(out, config):
         return out

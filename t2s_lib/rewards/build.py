@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from ..errors import T2SError
 from ..io import atomic_path, write_json
-from .cells import cell_dir, cell_done, knn_path, knn_val_path, run_cell
+from .cells import cell_dir, cell_done, knn_path, knn_val_path, linear_path, run_cell
 from .spec import Cell, RewardSpec, read_spec
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
@@ -154,7 +154,8 @@ def collect_rows(table: Path, spec: RewardSpec) -> list[dict[str, Any]]:
     for cell in spec.cells():
         backbone = cell.setting if not cell.is_scratch else f"scratch:{spec.recipe.get('arch', 'resnet50')}"
         for task in spec.tasks:
-            for metric, path in (("knn_top1", knn_path(table, cell, task)), ("knn_val_top1", knn_val_path(table, cell, task))):
+            for metric, path in (("knn_top1", knn_path(table, cell, task)), ("knn_val_top1", knn_val_path(table, cell, task)),
+                                 ("linear_top1", linear_path(table, cell, task))):
                 if path.is_file():
                     rec = json.loads(path.read_text())
                     rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": task,

@@ -7,6 +7,7 @@ Layout of a cell (``<table>/cells/<setting_key>/s<seed>/``)::
     cell.json         written when render + pre-training are complete: the cell's manifest
     knn/<task>.json   one 5-NN result per task (the done marker of that evaluation)
     knn_val/<task>.json  5-NN on a validation split of the task's training data (spec.validation)
+    linear/<task>.json   linear probe of the backbone (spec.linear)
 
 Every stage skips what is complete and resumes what is partial (rendering by chunks, pre-training
 from its checkpoint, 5-NN per task), and every file appears atomically, so ``kill -9`` at any
@@ -47,6 +48,10 @@ def knn_path(table: Path, cell: Cell, task: str) -> Path:
     return cell_dir(table, cell) / "knn" / f"{safe_name(task)}.json"
 
 
+def linear_path(table: Path, cell: Cell, task: str) -> Path:
+    return cell_dir(table, cell) / "linear" / f"{safe_name(task)}.json"
+
+
 def knn_val_path(table: Path, cell: Cell, task: str) -> Path:
     return cell_dir(table, cell) / "knn_val" / f"{safe_name(task)}.json"
 
@@ -54,7 +59,7 @@ def knn_val_path(table: Path, cell: Cell, task: str) -> Path:
 def cell_done(table: Path, spec: RewardSpec, cell: Cell) -> bool:
     return (cell.is_scratch or (cell_dir(table, cell) / "cell.json").is_file()) and all(
         knn_path(table, cell, t).is_file() and (not spec.validation or knn_val_path(table, cell, t).is_file())
-        for t in spec.tasks)
+        and (spec.linear is None or linear_path(table, cell, t).is_file()) for t in spec.tasks)
 
 
 def _render(table: Path, spec: RewardSpec, cell: Cell, workers: int) -> Path:
@@ -109,6 +114,17 @@ def _knn(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> d
             "options": row["options"], "seconds": row["seconds"]}
 
 
+def _linear(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> dict[str, Any]:
+    """Linear probe of the cell's backbone on the task (reference 7.2; the profile's linear options)."""
+    from ..evaluate.run import EvalOptions, evaluate_backbone
+
+    opts = EvalOptions(**{**spec.linear, "protocol": "linear", "device": device, "seed": cell.seed}).check(
+        f"reward cell {cell.name}")
+    row = evaluate_backbone(backbone_spec(table, spec, cell), task, opts, name=cell.setting)
+    return {"task": task, "setting": cell.setting, "seed": cell.seed, "metric": "linear_top1", "value": row["value"],
+            "options": row["options"], "seconds": row["seconds"]}
+
+
 def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> dict[str, Any]:
     """5-NN on the task's validation split (carved from its training data): what measured selection
     would observe, kept apart from the test-split reward."""
@@ -151,5 +167,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
                 write_json(path, _knn(table, spec, cell, task, device))
             if spec.validation and not knn_val_path(table, cell, task).is_file():
                 write_json(knn_val_path(table, cell, task), _knn_val(table, spec, cell, task, device))
+            if spec.linear is not None and not linear_path(table, cell, task).is_file():
+                write_json(linear_path(table, cell, task), _linear(table, spec, cell, task, device))
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"cell": cell.name}
     return manifest

@@ -57,6 +57,7 @@ class RewardSpec:
     knn: dict[str, Any]  # EvalOptions fields of the 5-NN
     scratch_seeds: list[int] = field(default_factory=list)
     validation: bool = False  # also 5-NN on a validation split of each task's training data
+    linear: dict[str, Any] | None = None  # EvalOptions of a linear probe per task (None: 5-NN only)
     keep_images: bool = False
     device: str = "auto"
     profile: str = ""
@@ -64,6 +65,8 @@ class RewardSpec:
     @property
     def identity(self) -> str:
         payload = {"v": SPEC_VERSION, "render": self.render, "recipe": self.recipe, "knn": self.knn}
+        if self.linear is not None:  # (absent otherwise, so 5-NN-only tables keep their identity)
+            payload["linear"] = self.linear
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def cells(self) -> list[Cell]:
@@ -104,7 +107,8 @@ def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Seq
         raise T2SError("a reward table needs at least one task", "set rewards.tasks or evaluate.tasks, or pass --tasks")
     spec_img = prof.pretrain.render
     render = {"images": spec_img.images, "img_size": spec_img.img_size, "classes": spec_img.classes,
-              "class_rule": spec_img.class_rule, "library": prof.render.library, "msaa": prof.render.msaa, "tonemap": prof.render.tonemap,
+              "class_rule": spec_img.class_rule, "library": prof.render.library,
+              **({"models_per_class": spec_img.models_per_class} if spec_img.models_per_class else {}), "msaa": prof.render.msaa, "tonemap": prof.render.tonemap,
               "image_format": prof.render.image_format}
     recipe = {k: v for k, v in prof.pretrain.recipe.items() if k not in ("seed",)}
     knn_opts = prof.evaluate.options("knn")

@@ -1,0 +1,251 @@
+"""The supplementary's scaling studies (Figures 2-7, 9-11) at the profile's scale: how the compared
+pre-training methods do as the number of classes, object models per class and images grows, and
+with backbones of different sizes; evaluated by linear probing (the supplementary's protocol) and
+5-NN, averaged over the seen and the unseen tasks, with seed-noise bands.
+
+Methods (each a setting per task):
+
+* ``task2sim``: the setting the Task2Vec policy (``scaling.task2sim_policy``, by default
+  reward-kernel) predicts for the task from the live reward table (notebook 05's small study);
+* ``measured``: measured selection's setting for the task (validation-split measurements);
+* ``domain_randomization``: everything varies;
+* ``random``: ``random_draws`` settings drawn uniformly from the 256 (seeded), shared by all tasks;
+  a task's score is the mean over the draws (the same expectation as independent per-task draws);
+* ``scratch``: no pre-training (the randomly initialised backbone).
+
+Each axis point is one reward table (:mod:`t2s_lib.rewards`, the same resumable cells) over the
+union of the settings the methods need, with the point's change to the image set or architecture;
+the profile's own scale is the shared ``base`` point. ImageNet pre-training (the paper's
+ImageNet*) is not available offline and is left out of every figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import T2SError
+from .profiles import Profile
+from .settings import PRESETS, SimSetting
+
+AXES = ("classes", "models_per_class", "images", "arch")
+AXIS_LABELS = {"classes": "pre-training classes", "models_per_class": "object models per class",
+               "images": "pre-training images", "arch": "backbone"}
+METHOD_LABELS = {"task2sim": "Task2Sim (Task2Vec policy)", "measured": "measured selection",
+                 "domain_randomization": "domain randomisation", "random": "random settings",
+                 "scratch": "no pre-training"}
+
+
+def random_settings(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct settings drawn uniformly from the 256 (seeded)."""
+    rng = np.random.default_rng([seed, 256])
+    return [SimSetting.from_index(int(i)).key for i in rng.choice(256, size=n, replace=False)]
+
+
+def method_settings(prof: Profile) -> dict[str, dict[str, list[str]]]:
+    """``{method: {task: [setting keys]}}`` (a list: random has several draws; scratch is ``["scratch"]``)."""
+    from .io import read_json
+    from .rewards.spec import SCRATCH
+
+    sec = prof.scaling
+    tasks = scaling_tasks(prof)
+    out: dict[str, dict[str, list[str]]] = {}
+    for method in sec.methods:
+        if method in ("task2sim", "measured"):
+            variant = sec.task2sim_policy if method == "task2sim" else "measured"
+            path = prof.layout.policy_small_study / variant / "summary.json"
+            if not path.is_file():
+                raise T2SError(f"{path} not found: the {method} settings come from the live table's policy",
+                               "run notebook 05 (the policy on this study's reward table) first")
+            predictions = read_json(path)["predictions"]["0"]
+            missing = [t for t in tasks if t not in predictions]
+            if missing:
+                raise T2SError(f"{path}: no prediction for task(s) {missing}", "scaling.tasks must be tasks of the reward table")
+            out[method] = {t: [predictions[t]] for t in tasks}
+        elif method == "domain_randomization":
+            out[method] = {t: [PRESETS["domain_randomization"].key] for t in tasks}
+        elif method == "random":
+            draws = random_settings(sec.random_draws, prof.seed)
+            out[method] = {t: list(draws) for t in tasks}
+        else:
+            out[method] = {t: [SCRATCH] for t in tasks}
+    return out
+
+
+def scaling_tasks(prof: Profile) -> list[str]:
+    from .rewards.spec import spec_from_profile
+
+    return list(prof.scaling.tasks if prof.scaling.tasks is not None else spec_from_profile(prof).tasks)
+
+
+def point_profile(prof: Profile, axis: str, value: Any) -> Profile:
+    """The profile with one scaling axis set to ``value``."""
+    if axis == "arch":
+        recipe = {**prof.pretrain.recipe, "arch": value}
+        return dataclasses.replace(prof, pretrain=dataclasses.replace(prof.pretrain, recipe=recipe))
+    if axis not in AXES:
+        raise T2SError(f"unknown scaling axis {axis!r}", f"use one of: {', '.join(AXES)}")
+    render = dataclasses.replace(prof.pretrain.render, **{axis: int(value)})
+    return dataclasses.replace(prof, pretrain=dataclasses.replace(prof.pretrain, render=render))
+
+
+def base_value(prof: Profile, axis: str) -> Any:
+    """The profile's own value of an axis (its point is shared by every axis)."""
+    if axis == "arch":
+        return prof.pretrain.config().arch
+    if axis == "models_per_class":
+        return prof.pretrain.render.models_per_class or "all"
+    return getattr(prof.pretrain.render, axis)
+
+
+def points(prof: Profile) -> list[tuple[str, Any, str]]:
+    """``(axis, value, table name)`` of every point; the profile's own values are the ``base`` table."""
+    out = []
+    for axis in AXES:
+        for value in getattr(prof.scaling.axes, axis):
+            same = value == base_value(prof, axis)
+            out.append((axis, value, "base" if same else f"{axis}-{value}"))
+    return out
+
+
+def point_spec(prof: Profile, axis: str | None, value: Any):
+    """The reward spec of one point: the methods' settings, the scaling seeds, 5-NN and linear probing."""
+    from .rewards.spec import SCRATCH, spec_from_profile
+
+    settings = sorted({k for per_task in method_settings(prof).values() for keys in per_task.values() for k in keys} - {SCRATCH})
+    p = prof if axis is None else point_profile(prof, axis, value)
+    spec = spec_from_profile(p, design="explicit", settings=settings, tasks=scaling_tasks(prof), seeds=list(prof.scaling.seeds),
+                             replicate_settings=[], replicate_seeds=[], anchors=False)
+    lin = prof.evaluate.options("linear")
+    linear = {k: getattr(lin, k) for k in ("img_size", "epochs", "hparams", "lr", "batch_size", "weight_decay",
+                                           "cache_features", "max_train", "max_test", "feature_batch", "workers")}
+    scratch = list(prof.scaling.seeds) if "scratch" in prof.scaling.methods else []
+    return dataclasses.replace(spec, linear=linear, validation=False, scratch_seeds=scratch)
+
+
+def build_scaling(prof: Profile, *, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Build (or finish, or reuse) every point's table; returns ``{table name: folder}``."""
+    from .rewards.build import build_table
+
+    tables: dict[str, Path] = {}
+    todo = [("base", None, None)] + [(name, axis, value) for axis, value, name in points(prof) if name != "base"]
+    for name, axis, value in todo:
+        if name in tables:
+            continue
+        folder = prof.layout.scaling_table(name)
+        result = build_table(folder, point_spec(prof, axis, value), executor=prof.rewards.executor,
+                             max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
+                             slurm=prof.rewards.slurm, log=log)
+        if result.failed:
+            raise T2SError(f"scaling point {name}: {len(result.failed)} cell(s) failed: {result.failed}",
+                           "fix the cause and rerun (completed cells are kept)")
+        tables[name] = folder
+    return tables
+
+
+def scaling_frame(prof: Profile) -> pd.DataFrame:
+    """Long table: axis, value, method, seed, task, split (seen/unseen), protocol, value (%)."""
+    from .rewards.analysis import load_rows
+    from .rewards.spec import SCRATCH
+
+    methods = method_settings(prof)
+    seen, unseen = set(prof.tasks.seen), set(prof.tasks.unseen)
+    protocols = {"knn_top1": "5-NN", "linear_top1": "linear probe"}
+    records = []
+    entries = [("base", None, "base")] + [(axis, value, name) for axis, value, name in points(prof)]
+    cache: dict[str, pd.DataFrame] = {}
+    for axis, value, name in entries:
+        if name not in cache:
+            rows = load_rows(prof.layout.scaling_table(name))
+            cache[name] = rows[rows["metric"].isin(list(protocols))]
+        rows = cache[name]
+        for method, per_task in methods.items():
+            for task, keys in per_task.items():
+                sel = rows[(rows["task"] == task) & rows["setting"].isin([SCRATCH if k == SCRATCH else k for k in keys])]
+                for (seed, metric), grp in sel.groupby(["seed", "metric"]):
+                    records.append({"axis": axis, "value": value, "method": method, "seed": int(seed), "task": task,
+                                    "split": "seen" if task in seen else "unseen" if task in unseen else "other",
+                                    "protocol": protocols[metric], "accuracy": float(grp["value"].mean())})
+    return pd.DataFrame(records)
+
+
+def split_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean over the seen / unseen tasks per (axis, value, method, protocol), with the sd over seeds."""
+    per_seed = frame.groupby(["axis", "value", "method", "protocol", "split", "seed"], dropna=False)["accuracy"].mean()
+    grouped = per_seed.groupby(["axis", "value", "method", "protocol", "split"], dropna=False)
+    return pd.DataFrame({"mean": grouped.mean(), "sd": grouped.std(ddof=1), "seeds": grouped.size()}).reset_index()
+
+
+def _axis_order(values: list) -> list:
+    try:
+        return sorted(values, key=float)
+    except (TypeError, ValueError):
+        return list(values)
+
+
+def plot_axis(means: pd.DataFrame, axis: str, protocol: str, base: Any):
+    """Two panels (seen, unseen): mean accuracy vs the axis, one line per method, +-1 sd over seeds."""
+    import matplotlib.pyplot as plt
+
+    data = means[(means["protocol"] == protocol) & ((means["axis"] == axis) | (means["axis"] == "base"))].copy()
+    data.loc[data["axis"] == "base", "value"] = base
+    data = data.drop_duplicates(["value", "method", "split"], keep="first")
+    splits = [s for s in ("seen", "unseen") if s in set(data["split"])]
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.6), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for method, grp in data[data["split"] == split].groupby("method"):
+            order = _axis_order(list(grp["value"]))
+            g = grp.set_index("value").loc[order]
+            xs = np.arange(len(order)) if axis == "arch" else np.asarray(order, dtype=float)
+            ax.plot(xs, g["mean"], marker="o", label=METHOD_LABELS.get(method, method))
+            sd = g["sd"].fillna(0).to_numpy()
+            ax.fill_between(xs, g["mean"] - sd, g["mean"] + sd, alpha=0.15)
+        if axis == "arch":
+            ax.set_xticks(np.arange(len(order)), order)
+        else:
+            ax.set_xscale("log")
+            ax.set_xticks(np.asarray(order, dtype=float), [str(v) for v in order])
+            ax.minorticks_off()
+        ax.set_xlabel(AXIS_LABELS[axis])
+        ax.set_ylabel(f"mean {protocol} accuracy (%)")
+        ax.set_title(f"{split} tasks")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(f"{protocol}: {AXIS_LABELS[axis]} (bands: +-1 sd over seeds; ImageNet* not available offline)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_task(frame: pd.DataFrame, protocol: str = "linear probe"):
+    """Supplementary Figure 4: accuracy per task for each method at the base point (mean over seeds)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    base = frame[(frame["axis"] == "base") & (frame["protocol"] == protocol)]
+    per = base.groupby(["task", "split", "method"])["accuracy"].mean().reset_index()
+    per["method"] = per["method"].map(lambda m: METHOD_LABELS.get(m, m))
+    per["task"] = per["task"] + per["split"].map({"seen": " (seen)", "unseen": " (unseen)", "other": ""})
+    fig, ax = plt.subplots(figsize=(max(7, 0.9 * per["task"].nunique() + 3), 3.8))
+    sns.barplot(per, x="task", y="accuracy", hue="method", ax=ax)
+    ax.set_ylabel(f"{protocol} accuracy (%)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_title(f"Per task, {protocol}, at the profile's pre-training scale")
+    fig.tight_layout()
+    return fig
+
+
+def slope(means: pd.DataFrame, axis: str, method: str, protocol: str, split: str, base: Any) -> float:
+    """Accuracy change per doubling of the axis (least squares on log2 of the axis values)."""
+    d = means[(means["protocol"] == protocol) & (means["method"] == method) & (means["split"] == split)
+              & ((means["axis"] == axis) | (means["axis"] == "base"))].copy()
+    d.loc[d["axis"] == "base", "value"] = base
+    d = d.drop_duplicates("value")
+    if len(d) < 2:
+        return float("nan")
+    x = np.log2(d["value"].astype(float).to_numpy())
+    return float(np.polyfit(x, d["mean"].to_numpy(), 1)[0])
