@@ -1,16 +1,24 @@
 """Rendering throughput: images/s of the EGL/OpenGL renderer, and the same scenes through Mitsuba 3.
 
-Prints, per image size and worker count:
-* ``dataset img/s``: ``render_dataset`` end to end (scene sampling, rendering, JPEG encoding,
-  writing, manifest; worker start-up included) -- what a user gets;
-* ``render img/s``: the renderer alone on pre-sampled scenes in one process, after warm-up
-  (wall clock and CPU time; CPU time is the steadier figure on a shared machine).
-Then times the first scenes through Mitsuba 3 (``scalar_rgb``, path tracer, environment map +
-sun + principled BSDF + thin-lens camera, same resolution, samples per pixel = MSAA samples) and
-prints the speed ratio. Mitsuba is optional (``pip install mitsuba==3.9.1``); without it the
-comparison is skipped.
+Per image size and anti-aliasing mode it prints:
 
-Usage: python benchmarks/render.py [--sizes 64 128 224] [--workers 1 2] [--images 200]
+* ``dataset``: ``render_dataset`` end to end, exactly what ``t2s render`` does (scene sampling,
+  rendering, JPEG encoding, files, manifest; spawned workers' start-up included): wall-clock
+  images/s, CPU ms per image (this process plus every worker and its llvmpipe threads, from
+  ``getrusage``), and ``2000 / CPU ms``, the rate 2 otherwise idle cores would give;
+* ``render``: the renderer alone on pre-sampled scenes in one process after warm-up (wall and CPU).
+
+Modes: ``ssaa4`` (the default ``--msaa 4``: 2x2 supersample), ``msaa4hw`` (hardware 4x MSAA, the
+previous default and the reference path), ``fxaa`` (``--msaa 0``).
+Then it times a subset of the scenes through Mitsuba 3 (``scalar_rgb`` path tracer, environment
+map + sun + principled BSDF + thin lens, 4 spp, base colours only) against the GL renderer on the
+same scenes in the same run and prints the ratio (wall and CPU). Mitsuba is optional
+(``pip install mitsuba==3.9.1``); without it the comparison is skipped.
+The load average is printed with every row: on a shared machine wall-clock rates fall with it,
+while CPU time per image moves much less.
+
+Usage: python benchmarks/render.py [--sizes 64 128 224] [--modes ssaa4 msaa4hw fxaa] [--images 1000]
+       [--workers 2] [--classes N] [--compare 20] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -30,38 +39,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from t2s_lib.settings import resolve_setting  # noqa: E402
 
+MODES = {"ssaa4": dict(msaa=4), "msaa4hw": dict(msaa=4, aa="msaa"), "fxaa": dict(msaa=0)}
 
-def renderer_only(scenes, size: int, msaa: int) -> tuple[float, float]:
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (workers and their threads)."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def renderer_only(scenes, size: int, mode: str) -> tuple[float, float]:
+    """(img/s wall, CPU ms/img) of the renderer alone, after a warm-up pass that uploads the assets."""
     from t2s_lib.assets import load_hdri, load_library
     from t2s_lib.render.gl import GLRenderer
 
     lib = load_library("sweethome3d")
-    r = GLRenderer(size, lib.mesh, load_hdri, msaa=msaa)
-    for s in scenes:  # warm-up: uploads meshes and HDRIs
-        r.render(s)
-    w0, c0 = time.perf_counter(), time.process_time()
-    for s in scenes:
-        r.render(s)
-    w, c = time.perf_counter() - w0, time.process_time() - c0
+    r = GLRenderer(size, lib.mesh, load_hdri, cache_models=1024, torch_process=False, **MODES[mode])
+    with r.ctx:
+        for s in scenes:
+            r.render(s)
+        w0, c0 = time.perf_counter(), time.process_time()
+        for s in scenes:
+            r.render(s)
+        w, c = time.perf_counter() - w0, time.process_time() - c0
     r.release()
     return len(scenes) / w, c / len(scenes) * 1000
 
 
-def dataset_rate(setting: str, images: int, size: int, workers: int, classes: int, msaa: int) -> float:
+def dataset_rate(setting: str, images: int, size: int, workers: int, classes: int | None, mode: str) -> dict:
+    """``render_dataset`` end to end in spawned workers (what ``t2s render`` runs)."""
     from t2s_lib.render import render_dataset
 
+    if mode == "msaa4hw":
+        return {}  # hardware MSAA is a renderer option only (the dataset path uses the default)
     tmp = Path(tempfile.mkdtemp(prefix="t2s-bench-"))
     try:
-        t0 = time.perf_counter()
-        render_dataset(setting, tmp / "ds", images=images, size=size, workers=workers, classes=classes, msaa=msaa,
-                       progress=False)
-        return images / (time.perf_counter() - t0)
+        load0, c0, t0 = os.getloadavg()[0], _cpu(), time.perf_counter()
+        render_dataset(setting, tmp / "ds", images=images, img_size=size, workers=workers, classes=classes,
+                       msaa=MODES[mode]["msaa"], progress=False)
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        return {"wall_s": wall, "img_s": images / wall, "cpu_ms": cpu / images * 1000,
+                "est_2core_img_s": 2 * images / cpu, "load": [round(load0, 1), round(os.getloadavg()[0], 1)]}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
-    """The same scenes through Mitsuba 3 scalar_rgb (textures omitted: base colours only)."""
+def mitsuba_rate(scenes, size: int, spp: int) -> tuple[float, float] | None:
+    """(img/s wall, CPU ms/img) of the same scenes through Mitsuba 3 scalar_rgb (base colours only)."""
     try:
         import mitsuba as mi
     except ImportError:
@@ -70,8 +94,8 @@ def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
 
     mi.set_variant("scalar_rgb")
     from t2s_lib.assets import load_hdri, load_library
-    from t2s_lib.render.gl import CANONICAL_SUN, ENV_LIGHT, FOCAL_LENGTH, SUN_STRENGTH, _rot_xyz, look_rotation
-    from t2s_lib.render.scene import APERTURE_SHARP, CAMERA_DIR, CAMERA_DISTANCE, FOV_DEG, OBJECT_RADIUS, material_table
+    from t2s_lib.render.resolve import FOCAL_LENGTH, resolve_scene
+    from t2s_lib.render.scene import material_table
 
     lib = load_library("sweethome3d")
     tmp = Path(tempfile.mkdtemp(prefix="t2s-mitsuba-"))
@@ -103,28 +127,25 @@ def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
         parts_of(s.model)
         env_of(s.hdri)
     table = material_table()
-    t0 = time.perf_counter()
+    w0, c0 = time.perf_counter(), time.process_time()
     for s in scenes:
-        cam_pos = CAMERA_DIR * CAMERA_DISTANCE * s.distance_factor
-        obj = np.eye(4)
-        obj[:3, :3] = _rot_xyz(s.rotation_deg) * OBJECT_RADIUS
-        env_rot = np.eye(3) if s.view_dir is None else look_rotation(np.asarray(s.view_dir)) @ look_rotation(-CAMERA_DIR).T
-        sun = np.asarray(s.light_dir if s.light_dir is not None else CANONICAL_SUN, float)
-        sun_rig = env_rot.T @ (sun / np.linalg.norm(sun))
+        rs = resolve_scene(s, load_hdri(s.hdri).sun_dir)
+        obj = rs.model_matrix()
         env_m = np.eye(4)
-        env_m[:3, :3] = env_rot.T
+        env_m[:3, :3] = rs.env_rot.T
         # Mitsuba's envmap convention differs from ours by a fixed rotation; irrelevant for timing.
         scene = {"type": "scene", "integrator": {"type": "path", "max_depth": 3},
-                 "env": {"type": "envmap", "bitmap": env_of(s.hdri), "scale": ENV_LIGHT,
+                 "env": {"type": "envmap", "bitmap": env_of(s.hdri), "scale": rs.env_light,
                          "to_world": mi.ScalarTransform4f(env_m.tolist())},
-                 "sun": {"type": "directional", "direction": (-sun_rig).tolist(),
-                         "irradiance": {"type": "rgb", "value": [c * SUN_STRENGTH * s.light_intensity for c in s.light_color]}}}
-        sensor = {"type": "perspective", "fov": FOV_DEG, "fov_axis": "y",
-                  "to_world": mi.ScalarTransform4f().look_at(origin=cam_pos.tolist(), target=[0, 0, 0], up=[0, 1, 0]),
+                 "sun": {"type": "directional", "direction": (-rs.sun_dir).tolist(),
+                         "irradiance": {"type": "rgb", "value": list(rs.sun_radiance)}}}
+        sensor = {"type": "perspective", "fov": rs.fov_deg, "fov_axis": "y",
+                  "to_world": mi.ScalarTransform4f().look_at(origin=rs.cam_pos.tolist(), target=[0, 0, 0], up=[0, 1, 0]),
                   "film": {"type": "hdrfilm", "width": size, "height": size, "rfilter": {"type": "box"}},
                   "sampler": {"type": "independent", "sample_count": spp}}
-        if s.aperture < APERTURE_SHARP:
-            sensor.update(type="thinlens", aperture_radius=FOCAL_LENGTH / s.aperture / 2, focus_distance=s.focus_distance)
+        if not rs.sharp:
+            sensor.update(type="thinlens", aperture_radius=FOCAL_LENGTH / rs.aperture / 2,
+                          focus_distance=rs.focus_distance)
         scene["sensor"] = sensor
         for p, (fname, mat) in enumerate(parts_of(s.model)):
             if s.materials is not None:
@@ -137,63 +158,73 @@ def mitsuba_rate(scenes, size: int, spp: int) -> float | None:
                                           "metallic": float(metallic), "roughness": float(rough)}}
         img = mi.render(mi.load_dict(scene), spp=spp)
         np.asarray(img)
-    rate = len(scenes) / (time.perf_counter() - t0)
+    w, c = time.perf_counter() - w0, time.process_time() - c0
     shutil.rmtree(tmp, ignore_errors=True)
-    return rate
+    return len(scenes) / w, c / len(scenes) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 224])
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--classes", type=int, default=20)
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    ap.add_argument("--workers", type=int, nargs="+", default=[2])
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--classes", type=int, default=None, help="first N classes (default: all)")
     ap.add_argument("--setting", default="domain_randomization")
-    ap.add_argument("--msaa", type=int, nargs="+", default=[4, 0],
-                    help="MSAA sample counts to time (0 = no MSAA, FXAA instead: the fast mode)")
+    ap.add_argument("--render-images", type=int, default=200, help="scenes timed through the renderer alone")
     ap.add_argument("--compare", type=int, default=20, help="scenes timed through Mitsuba 3 (0: skip)")
-    ap.add_argument("--compare-sizes", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--compare-sizes", type=int, nargs="+", default=[64, 128, 224])
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
     from t2s_lib.render import sample_scenes
+    from t2s_lib.render.gl import create_context
 
     setting = resolve_setting(args.setting)
     scenes = sample_scenes(setting, args.images, classes=args.classes)
-    from t2s_lib.render.gl import create_context
-
-    ctx = create_context()
+    sub = scenes[:: max(1, len(scenes) // args.render_images)][: args.render_images]
+    ctx = create_context(torch_process=False)
     gl_name = ctx.info["GL_RENDERER"]
     ctx.release()
-    print(f"# renderer: {gl_name}; setting {setting.key}; {args.images} images over {args.classes} classes; "
-          f"AA modes {args.msaa}; cpu cores {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
+    date = time.strftime("%Y-%m-%d %H:%M")
+    print(f"# {date}; renderer: {gl_name}; setting {setting.key}; {args.images} images, "
+          f"{'all' if args.classes is None else args.classes} classes; cpu cores {os.cpu_count()}; "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
-    print(f"{'size':>5} {'AA':>6} {'workers':>7} {'dataset img/s':>14} {'render img/s':>13} {'render CPU ms/img':>18}")
+    print(f"{'size':>5} {'mode':>8} {'workers':>7} {'dataset img/s':>13} {'CPU ms/img':>10} {'est 2 free cores':>16} "
+          f"{'render img/s':>12} {'render CPU ms':>13} {'load':>10}", flush=True)
     for size in args.sizes:
-        for msaa in args.msaa:
-            aa = f"msaa{msaa}" if msaa > 1 else "fxaa"
-            r_rate, r_cpu = renderer_only(scenes, size, msaa)
+        for mode in args.modes:
+            r_rate, r_cpu = renderer_only(sub, size, mode)
             for w in args.workers:
-                d_rate = dataset_rate(setting.key, args.images, size, w, args.classes, msaa)
-                rows.append({"size": size, "aa": aa, "workers": w, "dataset_img_s": d_rate, "render_img_s": r_rate,
-                             "render_cpu_ms": r_cpu})
-                print(f"{size:>5} {aa:>6} {w:>7} {d_rate:>14.1f} {r_rate:>13.1f} {r_cpu:>18.2f}", flush=True)
+                d = dataset_rate(setting.key, args.images, size, w, args.classes, mode)
+                rows.append({"size": size, "mode": mode, "workers": w, **{f"dataset_{k}": v for k, v in d.items()},
+                             "render_img_s": r_rate, "render_cpu_ms": r_cpu})
+                if d:
+                    print(f"{size:>5} {mode:>8} {w:>7} {d['img_s']:>13.1f} {d['cpu_ms']:>10.2f} {d['est_2core_img_s']:>16.0f} "
+                          f"{r_rate:>12.1f} {r_cpu:>13.2f} {str(d['load']):>10}", flush=True)
+                else:
+                    print(f"{size:>5} {mode:>8} {'-':>7} {'-':>13} {'-':>10} {'-':>16} {r_rate:>12.1f} {r_cpu:>13.2f} "
+                          f"{os.getloadavg()[0]:>10.1f}", flush=True)
     compare = []
     if args.compare:
-        sub = scenes[:: max(1, len(scenes) // args.compare)][: args.compare]
+        few = scenes[:: max(1, len(scenes) // args.compare)][: args.compare]
         for size in args.compare_sizes:
-            spp = max(1, args.msaa[0])
-            mi_rate = mitsuba_rate(sub, size, spp=spp)
-            if mi_rate is None:
+            mi = mitsuba_rate(few, size, spp=4)
+            if mi is None:
                 print("# Mitsuba 3 not installed (pip install mitsuba==3.9.1): comparison skipped")
                 break
-            gl_rate, _ = renderer_only(sub, size, args.msaa[0])
-            compare.append({"size": size, "gl_img_s": gl_rate, "mitsuba_img_s": mi_rate, "ratio": gl_rate / mi_rate})
-            print(f"# {size}px, {len(sub)} scenes: GL (MSAA {args.msaa[0]}x) {gl_rate:.1f} img/s vs Mitsuba 3 scalar_rgb "
-                  f"{spp} spp {mi_rate:.1f} img/s -> {gl_rate / mi_rate:.1f}x", flush=True)
+            gl_rate, gl_cpu = renderer_only(few, size, "ssaa4")
+            compare.append({"size": size, "gl_img_s": gl_rate, "gl_cpu_ms": gl_cpu, "mitsuba_img_s": mi[0],
+                            "mitsuba_cpu_ms": mi[1], "ratio_wall": gl_rate / mi[0], "ratio_cpu": mi[1] / gl_cpu,
+                            "load": round(os.getloadavg()[0], 1)})
+            print(f"# {size}px, {len(few)} scenes: GL (4 samples/px) {gl_rate:.1f} img/s, {gl_cpu:.2f} CPU ms vs Mitsuba 3 "
+                  f"scalar_rgb 4 spp {mi[0]:.1f} img/s, {mi[1]:.1f} CPU ms -> {gl_rate / mi[0]:.1f}x wall, "
+                  f"{mi[1] / gl_cpu:.1f}x CPU (load {os.getloadavg()[0]:.1f})", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"renderer": gl_name, "rows": rows, "compare": compare}, indent=2))
+        Path(args.json).write_text(json.dumps({"date": date, "renderer": gl_name, "setting": setting.key,
+                                               "images": args.images, "rows": rows, "compare": compare}, indent=2))
     return 0
 
 

@@ -319,8 +319,9 @@ def _finalize(job: RenderJob, work: Path, out: Path, plan: list[PlanItem], confi
     for item in plan:
         counts[item.class_name] = counts.get(item.class_name, 0) + 1
         models.add(item.model)
+    aa = {0: "fxaa", 4: "2x2 supersample"}.get(job.msaa, f"{job.msaa}x hardware msaa")
     renderer_info: dict[str, Any] = {"backend": job.backend, "msaa": job.msaa, "fxaa": job.msaa <= 1,
-                                     "tonemap": job.tonemap}
+                                     "anti_aliasing": aa, "tonemap": job.tonemap}
     if (work / ".renderer.json").is_file():
         renderer_info["gl"] = json.loads((work / ".renderer.json").read_text())
         (work / ".renderer.json").unlink()
