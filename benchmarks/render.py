@@ -66,6 +66,37 @@ def renderer_only(scenes, size: int, mode: str) -> tuple[float, float]:
     return len(scenes) / w, c / len(scenes) * 1000
 
 
+def aa_quality(size: int, n: int = 20) -> dict[str, tuple[float, float]]:
+    """Mean absolute error (grey levels; all pixels, edge pixels) of each anti-aliasing mode against a
+    16-sample reference (the 2x2 supersample at twice the size, box-filtered), on sharp scenes."""
+    from t2s_lib.assets import load_hdri, load_library
+    from t2s_lib.render import sample_scenes
+    from t2s_lib.render.gl import GLRenderer
+
+    lib = load_library("sweethome3d")
+    scenes = sample_scenes("0_0_1_1_1_3_0_1_1", 10 * n, classes=20)[::10][:n]  # all but blur/background vary
+
+    def run(scale: int = 1, **kw):
+        r = GLRenderer(size * scale, lib.mesh, load_hdri, torch_process=False, **kw)
+        with r.ctx:
+            out = [r.render(s).astype(np.float32) for s in scenes]
+        r.release()
+        return [x.reshape(size, scale, size, scale, 3).mean(axis=(1, 3)) for x in out]
+
+    ref = run(2, msaa=4)
+    res = {}
+    for mode, kw in {**MODES, "none": dict(msaa=0, fxaa=False)}.items():
+        imgs = run(**kw)
+        err, edge = [], []
+        for a, b in zip(imgs, ref):
+            g = np.abs(np.diff(b.mean(-1), axis=1))[:-1, :] + np.abs(np.diff(b.mean(-1), axis=0))[:, :-1]
+            err.append(np.abs(a - b).mean())
+            if (g > 20).any():
+                edge.append(np.abs(a - b)[:-1, :-1][g > 20].mean())
+        res[mode] = (float(np.mean(err)), float(np.mean(edge)))
+    return res
+
+
 def dataset_rate(setting: str, images: int, size: int, workers: int, classes: int | None, mode: str) -> dict:
     """``render_dataset`` end to end in spawned workers (what ``t2s render`` runs)."""
     from t2s_lib.render import render_dataset
@@ -174,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render-images", type=int, default=200, help="scenes timed through the renderer alone")
     ap.add_argument("--compare", type=int, default=20, help="scenes timed through Mitsuba 3 (0: skip)")
     ap.add_argument("--compare-sizes", type=int, nargs="+", default=[64, 128, 224])
+    ap.add_argument("--quality-sizes", type=int, nargs="*", default=[64, 128],
+                    help="sizes of the anti-aliasing quality check (error against a 16-sample reference)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -221,10 +254,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {size}px, {len(few)} scenes: GL (4 samples/px) {gl_rate:.1f} img/s, {gl_cpu:.2f} CPU ms vs Mitsuba 3 "
                   f"scalar_rgb 4 spp {mi[0]:.1f} img/s, {mi[1]:.1f} CPU ms -> {gl_rate / mi[0]:.1f}x wall, "
                   f"{mi[1] / gl_cpu:.1f}x CPU (load {os.getloadavg()[0]:.1f})", flush=True)
+    quality = {}
+    for size in args.quality_sizes:
+        quality[size] = aa_quality(size)
+        print(f"# AA quality {size}px, mean abs error vs 16-sample reference (all / edge pixels): "
+              + ", ".join(f"{m} {a:.2f} / {e:.2f}" for m, (a, e) in quality[size].items()), flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"date": date, "renderer": gl_name, "setting": setting.key,
-                                               "images": args.images, "rows": rows, "compare": compare}, indent=2))
+                                               "images": args.images, "rows": rows, "compare": compare,
+                                               "quality": quality}, indent=2))
     return 0
 
 
