@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_index)
     n = sub.add_parser("info", help="summarise an indexed library")
     n.add_argument("--library", default="sweethome3d")
-    n.add_argument("--json", action="store_true", help='print {"classes": {name: models}, "hdris": [...]} as JSON')
+    n.add_argument("--json", action="store_true",
+                   help='print {"classes": {name: models}, "hdris": [...]} as JSON (per map: source, resolution, '
+                        'indoor/night/sun statistics, decision)')
     n.set_defaults(func=_info)
     c = sub.add_parser("contact-sheet", help="render every model once (all off) into one PNG sheet per class")
     c.add_argument("--library", default="sweethome3d")
@@ -56,21 +58,28 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..assets import hdri_index, load_library
+    from ..assets import load_library
+    from ..assets.hdri import hdri_summary
 
     lib = load_library(args.library)
-    h = hdri_index()
+    hdris = hdri_summary()
     if args.json:
         import json
 
         print(json.dumps({"library": lib.name, "classes": {c: len(ids) for c, ids in lib.classes.items()},
-                          "models": len(lib.models), "excluded": len(lib.excluded),
-                          "hdris": [m["name"] for m in h["hdris"]]}, indent=1))
+                          "models": len(lib.models), "excluded": len(lib.excluded), "hdris": hdris}, indent=1))
         return 0
     print(f"library {lib.name}: {len(lib.models)} models, {len(lib.classes)} classes, {len(lib.excluded)} excluded")
     for c, ids in lib.classes.items():
         print(f"  {c:20s} {len(ids)}")
-    print(f"HDRIs: {len(h['hdris'])} ({sum(not m['indoor'] for m in h['hdris'])} outdoor), default {h['default']}")
+    print(f"HDRIs: {len(hdris)}, {sum(r['in_pool'] for r in hdris)} in the background pool "
+          f"(outdoor, day, sun 0-60 deg up), default {next(r['name'] for r in hdris if r['default'])}")
+    print(f"  {'name':18s} {'source':28s} {'size':>9s} {'indoor':>6s} {'night':>5s} {'sun el':>6s}  decision")
+    for r in hdris:
+        night = "-" if r["night"] is None else ("yes" if r["night"] else "no")
+        print(f"  {r['name']:18s} {r['source'].split(' ')[0]:28s} {r['width']:>4d}x{r['height']:<4d} "
+              f"{'yes' if r['indoor'] else 'no':>6s} {night:>5s} {r['sun_elevation']:>6.1f}  "
+              f"{'pool' + (' (default)' if r['default'] else '') if r['in_pool'] else 'excluded: ' + str(r['excluded'])}")
     return 0
 
 

@@ -38,7 +38,8 @@ from ..registry import Registry
 from ..settings import SimSetting, resolve_setting
 from .scene import PlanItem, Scene, make_plan, sample_scene
 
-FORMAT_VERSION = 1
+#: 2: 2x2 supersampling for 4 samples, footprint-filtered background, repaired HDRIs (+ their index hash).
+FORMAT_VERSION = 2
 CHUNK = 32
 IMAGE_FORMATS = ("jpg", "png")
 MSAA_SAMPLES = (0, 2, 4, 8)
@@ -189,18 +190,22 @@ def _worker_init(job: RenderJob, library_path: str, work: str) -> None:
 def _render_chunk(chunk: tuple[int, list[PlanItem], str]) -> tuple[int, int]:
     k, items, work = chunk
     job, src, rnd = _W["job"], _W["src"], _W["renderer"]
-    work_dir = Path(work)
+    made = _W.setdefault("dirs", set())
     rows = []
     for item in items:
         scene = src.scene(item)
         rel = f"{item.class_name}/{item.model}_{item.index:06d}.{job.image_format}"
         data = encode_image(rnd.render(scene), job.image_format)
-        dest = work_dir / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(data)
+        folder = f"{work}/{item.class_name}"
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        # Written in place (no temporary + rename per image): a chunk counts only once its part
+        # file exists, and an unfinished chunk is rendered again whole, so a torn image never survives.
+        with open(f"{work}/{rel}", "wb") as fh:
+            fh.write(data)
         rows.append(json.dumps({"file": rel, **scene.as_dict()}, separators=(",", ":")))
-    with atomic_path(work_dir / ".parts" / f"{k:06d}.jsonl") as tmp:
+    with atomic_path(Path(work) / ".parts" / f"{k:06d}.jsonl") as tmp:
         tmp.write_text("\n".join(rows) + "\n")
     return k, len(items)
 
@@ -229,9 +234,13 @@ def _identity(job: RenderJob, names: list[str]) -> tuple[dict[str, Any], Any, st
     """The configuration that defines the output (compared on reuse and resume), the library, its hash."""
     from ..assets import load_library
 
+    from ..assets.hdri import hdri_dir
+
     lib = load_library(job.library)
     index_hash = hashlib.sha1((lib.path / "index.json").read_bytes()).hexdigest()[:12]
-    config = {"format_version": FORMAT_VERSION, "setting": job.setting,
+    hdri_path = hdri_dir() / "index.json"
+    hdri_hash = hashlib.sha1(hdri_path.read_bytes()).hexdigest()[:12] if hdri_path.is_file() else None
+    config = {"format_version": FORMAT_VERSION, "hdri_index": hdri_hash, "setting": job.setting,
               "setting_bits": resolve_setting(job.setting).as_dict(), "images": job.images, "size": job.img_size,
               "seed": job.seed, "library": lib.name, "library_index": index_hash, "classes": names,
               "image_format": job.image_format, "backend": job.backend, "msaa": job.msaa, "tonemap": job.tonemap}
@@ -317,8 +326,9 @@ def _finalize(job: RenderJob, work: Path, out: Path, plan: list[PlanItem], confi
     for item in plan:
         counts[item.class_name] = counts.get(item.class_name, 0) + 1
         models.add(item.model)
+    aa = {0: "fxaa", 4: "2x2 supersample"}.get(job.msaa, f"{job.msaa}x hardware msaa")
     renderer_info: dict[str, Any] = {"backend": job.backend, "msaa": job.msaa, "fxaa": job.msaa <= 1,
-                                     "tonemap": job.tonemap}
+                                     "anti_aliasing": aa, "tonemap": job.tonemap}
     if (work / ".renderer.json").is_file():
         renderer_info["gl"] = json.loads((work / ".renderer.json").read_text())
         (work / ".renderer.json").unlink()

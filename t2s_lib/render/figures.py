@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -79,6 +80,13 @@ def sample_grid(settings: Sequence[str], images: int = 16, img_size: int = 64, *
     return fig
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def throughput_table(img_sizes: Sequence[int], images: int, workers: Sequence[int], *, setting: str = "domain_randomization",
                      classes: int = 10, library: str = "sweethome3d", msaa: int = 4):
     """images/s of ``render_dataset`` end to end, per size and worker count (a pandas DataFrame)."""
@@ -93,11 +101,14 @@ def throughput_table(img_sizes: Sequence[int], images: int, workers: Sequence[in
         for w in workers:
             tmp = Path(tempfile.mkdtemp(prefix="t2s-throughput-"))
             try:
-                t0 = time.perf_counter()
+                c0, t0 = _cpu_seconds(), time.perf_counter()
                 render_dataset(setting, tmp / "ds", images=images, img_size=size, workers=w, classes=classes,
                                library=library, msaa=msaa, progress=False)
-                dt = time.perf_counter() - t0
+                dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            rows.append({"size_px": size, "workers": w, "images": images, "seconds": dt, "img_per_s": images / dt})
+            # CPU time (this process + the workers and their llvmpipe threads) is steadier than wall
+            # time on a shared machine; 2 / CPU s per image = what 2 otherwise idle cores would give
+            rows.append({"size_px": size, "workers": w, "images": images, "seconds": dt, "img_per_s": images / dt,
+                         "cpu_ms_per_img": cpu / images * 1000, "load_avg": os.getloadavg()[0]})
     return pd.DataFrame(rows).set_index(["size_px", "workers"])

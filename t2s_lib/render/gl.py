@@ -4,14 +4,24 @@ On a machine without a GPU, EGL resolves to Mesa's llvmpipe (multi-threaded soft
 rasteriser); on an NVIDIA host it resolves to the driver's EGL (choose the device with
 ``device_index`` or ``T2S_EGL_DEVICE``).
 
-Per image: (1) the HDRI is drawn as the background through the camera (sampled at the mip level
-that matches the pixel footprint, so small images do not alias); (2) the object is shaded with a
-metallic-roughness BRDF: image-based lighting from the same HDRI (diffuse from its 9 SH
-irradiance coefficients, specular from its mip chain at a roughness-dependent level with an
-analytic split-sum term) plus one directional sun light (GGX / Smith / Schlick); both passes
-write HDR colour and inverse view depth into a multisampled float buffer; (3) a post pass
-resolves depth of field (thin-lens circle of confusion, gather with a Poisson disc), applies
-exposure and a tone curve and encodes sRGB.
+Per image: (1) the HDRI is drawn as the background through the camera, sampled with each
+sample's own texel footprint (analytic derivatives of the equirect mapping, trilinear), so small
+images do not alias, large ones get the map's full resolution, and the stretched rows near the
+poles are filtered along their stretch (hardware anisotropic filtering would be sharper there,
+but on llvmpipe it made every image 4x slower); (2) the object is
+shaded with a metallic-roughness BRDF: image-based lighting from the same HDRI (diffuse from its
+9 SH irradiance coefficients, specular from its mip chain at a roughness-dependent level with
+an analytic split-sum term) plus one directional sun light (GGX / Smith / Schlick); both passes
+tone-map per sample and write sRGB colour plus the circle of confusion; (3) a post pass
+resolves the anti-aliasing samples, depth of field (thin-lens circle of confusion, gather with
+a Poisson disc) or FXAA, and the image is read back.
+
+Anti-aliasing (``msaa`` = samples per pixel): 4 (default) renders the scene at 2x2 the output
+size and box-filters it in the post pass (ordered-grid supersampling: edges, textures and
+highlights are all anti-aliased); llvmpipe runs the fragment shader for every sample of a
+hardware MSAA buffer anyway, and resolving 4 MSAA samples cost about twice as much CPU as the
+2x2 supersample here (see BENCHMARKS.md). 2 and 8 use hardware MSAA; 0 renders one sample and
+applies FXAA. ``aa="msaa"`` forces hardware MSAA for 4 samples too (the reference path).
 """
 
 from __future__ import annotations
@@ -32,23 +42,16 @@ EGL_APT_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1"
 SHADER_DIR = Path(__file__).resolve().parent / "shaders"
 
 
-def shader_source(name: str) -> str:
-    """GLSL of ``render/shaders/<name>``; fragment shaders of the scene passes share ``common.glsl``."""
+def shader_source(name: str, **defines: int) -> str:
+    """GLSL of ``render/shaders/<name>``; fragment shaders of the scene passes share ``common.glsl``;
+    ``defines`` become ``#define NAME value`` lines after the ``#version`` line (shader variants)."""
     text = (SHADER_DIR / name).read_text()
     if name in ("background.frag", "object.frag"):
         text = (SHADER_DIR / "common.glsl").read_text() + "\n" + text
+    if defines:
+        first, rest = text.split("\n", 1)
+        text = first + "\n" + "".join(f"#define {k} {int(v)}\n" for k, v in defines.items()) + rest
     return text
-
-
-def _uset(prog: Any, name: str, value: Any) -> None:
-    """Set a uniform if the shader kept it (GLSL compilers drop unused ones, differently per driver)."""
-    if name in prog:
-        prog[name].value = value
-
-
-def _uwrite(prog: Any, name: str, data: bytes) -> None:
-    if name in prog:
-        prog[name].write(data)
 
 
 def _fit_texture(t: np.ndarray, limit: int) -> np.ndarray:
@@ -127,12 +130,41 @@ def create_context(device_index: int | None = None, *, torch_process: bool = Tru
         ) from exc
 
 
+class _Uniforms:
+    """The uniforms of one program, looked up once: moderngl's ``name in prog`` walks every member,
+    which cost ~2 ms of Python per image. Names the GLSL compiler dropped are ignored."""
+
+    def __init__(self, prog: Any):
+        import moderngl
+
+        self.prog = prog
+        self.members = {name: prog[name] for name in prog if isinstance(prog[name], moderngl.Uniform)}
+        self.last: dict[str, Any] = {}
+
+    def set(self, name: str, value: Any) -> None:
+        """Set a uniform (skipped when unchanged since the last call)."""
+        u = self.members.get(name)
+        if u is not None and self.last.get(name) != value:
+            u.value = value
+            self.last[name] = value
+
+    def write(self, name: str, data: bytes) -> None:
+        u = self.members.get(name)
+        if u is not None:
+            u.write(data)
+
+
+def _mat3(m: np.ndarray) -> bytes:
+    """A 3x3 matrix for GLSL (column-major)."""
+    return np.ascontiguousarray(np.asarray(m, dtype="f4").T).tobytes()
+
+
 class GLRenderer:
     """Renders :class:`Scene` records to uint8 RGB images.
 
-    ``msaa`` (0, 2, 4, 8), ``fxaa`` (default: on when ``msaa`` is 0) and ``tonemap`` ("aces",
-    "reinhard", "none") are the quality knobs. On llvmpipe, MSAA costs about 2-3x the
-    single-sample render; ``msaa=0`` with FXAA is the fast mode;
+    ``msaa`` (samples per pixel: 0, 2, 4, 8), ``aa`` ("auto": 4 samples as a 2x2 supersample,
+    others as hardware MSAA; "msaa": always hardware MSAA), ``fxaa`` (default: on when ``msaa``
+    is 0) and ``tonemap`` ("aces", "reinhard", "none") are the quality knobs.
     ``mesh_lookup(model_id) -> MeshData`` and ``hdri_lookup(name) -> HDRI`` supply assets.
     GPU copies of meshes and HDRIs are cached (LRU) so consecutive images of a model are cheap.
     """
@@ -140,9 +172,11 @@ class GLRenderer:
     def __init__(self, size: int, mesh_lookup: Callable[[str], Any], hdri_lookup: Callable[[str], Any], *,
                  msaa: int = 4, tonemap: str = "aces", exposure: float = 1.0, dof_taps: int = 16,
                  fxaa: bool | None = None, device_index: int | None = None, cache_models: int = 64,
-                 torch_process: bool = True):
+                 torch_process: bool = True, aa: str = "auto"):
         if tonemap not in ("aces", "reinhard", "none"):
             raise T2SError(f"unknown tone mapping {tonemap!r}", "use aces, reinhard or none")
+        if aa not in ("auto", "msaa"):
+            raise T2SError(f"unknown anti-aliasing mode {aa!r}", "use auto or msaa")
         self.size = int(size)
         if not 8 <= self.size <= 4096:
             raise T2SError(f"image size {size} out of range", "use 8..4096 pixels")
@@ -152,39 +186,54 @@ class GLRenderer:
         self.ctx = create_context(device_index, torch_process=torch_process)
         self.info = dict(self.ctx.info)
         ctx = self.ctx
-        self.msaa = int(msaa) if msaa and msaa > 1 else 0
-        # Without MSAA, FXAA (one cheap post pass) smooths edges unless switched off explicitly.
-        self.fxaa = (not self.msaa) if fxaa is None else bool(fxaa)
+        samples = int(msaa) if msaa and msaa > 1 else 0
+        # 4 samples: a 2x2 supersample (scale 2) unless hardware MSAA is asked for
+        self.ss = 2 if samples == 4 and aa == "auto" else 1
+        self.msaa = samples if self.ss == 1 else 0
+        self.samples = samples
+        # Without any multisampling, FXAA (in the post pass) smooths edges unless switched off explicitly.
+        self.fxaa = (not samples) if fxaa is None else bool(fxaa)
         self.exposure, self.dof_taps = float(exposure), int(min(24, max(4, dof_taps)))
         self.tonemap = {"none": 0, "aces": 1, "reinhard": 2}[tonemap]
-        sz = (self.size, self.size)
+        self.render_size = self.size * self.ss
+        sz, rsz = (self.size, self.size), (self.render_size, self.render_size)
         fullscreen = shader_source("fullscreen.vert")
         self.bg_prog = ctx.program(vertex_shader=fullscreen, fragment_shader=shader_source("background.frag"))
         self.obj_prog = ctx.program(vertex_shader=shader_source("object.vert"), fragment_shader=shader_source("object.frag"))
-        self.post_prog = ctx.program(vertex_shader=fullscreen, fragment_shader=shader_source("post.frag"))
+        # post-pass variants: sharp (resolve only, or FXAA) and shallow depth of field (DOF, + FXAA)
+        self.posts = {}
+        for dof in (0, 1):
+            prog = ctx.program(vertex_shader=fullscreen,
+                               fragment_shader=shader_source("post.frag", DOF=dof, FXAA=int(self.fxaa)))
+            self.posts[bool(dof)] = (prog, _Uniforms(prog), ctx.vertex_array(prog, []))
+        self.bg_u, self.obj_u = _Uniforms(self.bg_prog), _Uniforms(self.obj_prog)
         self.empty_vao = ctx.vertex_array(self.bg_prog, [])
-        self.post_vao = ctx.vertex_array(self.post_prog, [])
         if self.msaa:
             self.ms_color = ctx.renderbuffer(sz, 4, samples=self.msaa)
             self.ms_depth = ctx.depth_renderbuffer(sz, samples=self.msaa)
             self.ms_fbo = ctx.framebuffer([self.ms_color], self.ms_depth)
-        # single-sample target: the render target without MSAA, the resolve target with it
-        self.ldr_tex = ctx.texture(sz, 4)
+        # single-sample scene target: the render target (at ss x the size), or the MSAA resolve target
+        self.ldr_tex = ctx.texture(rsz, 4)
         self.ldr_tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         self.ldr_tex.repeat_x = self.ldr_tex.repeat_y = False
-        self.ldr_depth = ctx.depth_renderbuffer(sz)
+        self.ldr_depth = ctx.depth_renderbuffer(rsz)
         self.ldr_fbo = ctx.framebuffer([self.ldr_tex], self.ldr_depth)
         self.out_rb = ctx.renderbuffer(sz, 4)
         self.out_fbo = ctx.framebuffer([self.out_rb])
-        _uwrite(self.post_prog, "taps", _poisson_taps(24).tobytes())
-        _uset(self.post_prog, "ldr", 0)
-        _uset(self.post_prog, "texel", (1.0 / self.size, 1.0 / self.size))
-        _uset(self.obj_prog, "env", 0)
-        _uset(self.obj_prog, "tex", 1)
-        _uset(self.bg_prog, "env", 0)
-        for prog in (self.bg_prog, self.obj_prog):
-            _uset(prog, "exposure", self.exposure)
-            _uset(prog, "tonemap", self.tonemap)
+        self._out = bytearray(self.size * self.size * 3)
+        for _, pu, _ in self.posts.values():
+            pu.write("taps", _poisson_taps(24).tobytes())
+            pu.set("ldr", 0)
+            pu.set("texel", (1.0 / self.size, 1.0 / self.size))
+            pu.set("n_taps", self.dof_taps)
+            pu.set("max_coc", self.size * 0.05)
+        self.obj_u.set("env", 0)
+        self.obj_u.set("tex", 1)
+        self.bg_u.set("env", 0)
+        for u in (self.bg_u, self.obj_u):
+            u.set("exposure", self.exposure)
+            u.set("tonemap", self.tonemap)
+            u.set("aspect", 1.0)
         self._white = ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._envs: OrderedDict[str, Any] = OrderedDict()
@@ -202,15 +251,23 @@ class GLRenderer:
         vbo = ctx.buffer(np.ascontiguousarray(mesh.vertices, dtype="f4").tobytes())
         ibo = ctx.buffer(np.ascontiguousarray(mesh.indices, dtype="u4").tobytes())
         vao = ctx.vertex_array(self.obj_prog, [(vbo, "3f 3f 2f", "in_pos", "in_nrm", "in_uv")], ibo)
-        texs = []
-        for t in mesh.textures:
-            texs.append(_upload(ctx, _fit_texture(t, 2 * self.size)))
-        entry = (vao, vbo, ibo, texs, mesh)
+        # textures are uploaded (and mip-mapped) on first use: random materials never need them
+        texs: list[Any] = [None] * len(mesh.textures)
+        # per part: (first, count, material uniforms) prepared once
+        mats = []
+        for p, (first, count) in enumerate(mesh.parts):
+            mat = mesh.materials[p]
+            bc = mat["base_color"]
+            ti = int(mat.get("texture", -1))
+            mats.append((int(first), int(count), tuple(bc[:4]) if len(bc) >= 4 else (*bc[:3], 1.0),
+                         float(mat["metallic"]), float(mat["roughness"]), ti))
+        entry = (vao, vbo, ibo, texs, mesh, mats)
         self._models[model_id] = entry
         while len(self._models) > self.cache_models:
             _, old = self._models.popitem(last=False)
             for obj in (old[0], old[1], old[2], *old[3]):
-                obj.release()
+                if obj is not None:
+                    obj.release()
         return entry
 
     def _env(self, name: str) -> Any:
@@ -218,17 +275,21 @@ class GLRenderer:
             self._envs.move_to_end(name)
             return self._envs[name]
 
+        import moderngl
+
         h = self.hdri_lookup(name)
         img = h.image
-        # The background never needs more than ~6 texels per output pixel across 360 degrees
-        # (60 degree field of view); smaller maps upload and mip-map several times faster.
-        while img.shape[1] > max(256, 8 * self.size) and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0:
+        # The background needs at most ~2.7 texels per output pixel (16 x size across 360 degrees
+        # with a 60-degree view: the 2x2 supersample's samples get a texel each, and bilinear
+        # magnification does not blur what a box filter would keep); larger maps only cost upload.
+        while img.shape[1] > max(512, 16 * self.size) and img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0:
             img = img.reshape(img.shape[0] // 2, 2, img.shape[1] // 2, 2, 3).astype(np.float32).mean(axis=(1, 3))
         img = np.ascontiguousarray(img, dtype=np.float16)
         tex = _upload(self.ctx, img, dtype="f2")
         tex.repeat_x, tex.repeat_y = True, False
+        tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         maxlod = math.log2(img.shape[1])
-        entry = (tex, h, maxlod, img.shape[1])
+        entry = (tex, h, maxlod, img.shape[1], np.asarray(h.sh, "f4").tobytes())
         self._envs[name] = entry
         while len(self._envs) > 32:
             _, old = self._envs.popitem(last=False)
@@ -238,22 +299,31 @@ class GLRenderer:
     # ----- rendering --------------------------------------------------------------------------
     def render(self, scene: Scene, *, mask: bool = False) -> np.ndarray:
         """Render one scene to an (size, size, 3) uint8 array (``mask``: the object coverage, uint8)."""
-        vao, _, _, texs, mesh = self._model(scene.model)
-        env_tex, hdri, maxlod, env_width = self._env(scene.hdri)
-        rs = resolve_scene(scene, hdri.sun_dir)
+        import moderngl
+
+        model = self._model(scene.model)
+        env = self._env(scene.hdri)
+        rs = resolve_scene(scene, env[1].sun_dir)
         sharp = self._set_lens(rs, mask)
+        ctx = self.ctx
         target = self.ms_fbo if self.msaa else self.ldr_fbo
         target.use()
-        self.ctx.viewport = (0, 0, self.size, self.size)
-        self.ctx.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        env_tex.use(0)
-        self._draw_background(rs, env_width)
-        self._draw_object(rs, scene, vao, texs, mesh, hdri, maxlod)
+        ctx.viewport = (0, 0, self.render_size, self.render_size)
+        ctx.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        env[0].use(0)
+        ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
+        self._draw_background(rs, env[3])
+        ctx.enable(moderngl.DEPTH_TEST)
+        self._draw_object(rs, scene, model, env)
         if self.msaa:
-            self.ctx.copy_framebuffer(self.ldr_fbo, self.ms_fbo)
+            ctx.copy_framebuffer(self.ldr_fbo, self.ms_fbo)
         if mask:
-            raw = np.frombuffer(self.ldr_fbo.read(components=4, alignment=1), np.uint8)
-            return raw.reshape(self.size, self.size, 4)[::-1, :, 3].copy()
+            n = self.render_size
+            raw = np.frombuffer(self.ldr_fbo.read(components=4, alignment=1), np.uint8).reshape(n, n, 4)[::-1, :, 3]
+            if self.ss > 1:  # coverage of the output pixel: mean of its samples
+                raw = raw.reshape(self.size, self.ss, self.size, self.ss).astype(np.float32).mean(axis=(1, 3))
+                raw = np.rint(raw).astype(np.uint8)
+            return raw.copy()
         return self._post(sharp)
 
     def _set_lens(self, rs: ResolvedScene, mask: bool) -> bool:
@@ -261,84 +331,78 @@ class GLRenderer:
         max_coc = self.size * 0.05
         coc_scale = rs.coc_scale(self.size)
         focus = 1.0 if rs.sharp else max(rs.focus_distance, FOCAL_LENGTH * 1.01)
-        for prog in (self.bg_prog, self.obj_prog):
-            for name, value in (("coc_scale", coc_scale), ("focus", focus), ("max_coc", max_coc), ("alpha_mode", int(mask))):
-                _uset(prog, name, value)
+        for u in (self.bg_u, self.obj_u):
+            u.set("coc_scale", coc_scale)
+            u.set("focus", focus)
+            u.set("max_coc", max_coc)
+            u.set("alpha_mode", int(mask))
         return rs.sharp
 
     def _draw_background(self, rs: ResolvedScene, env_width: int) -> None:
         """The HDRI through the camera (no depth test/write: it sits at infinity)."""
         import moderngl
 
-        self.ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
-        bp = self.bg_prog
-        _uwrite(bp, "cam_rot", rs.cam_rot.T.astype("f4").tobytes())  # GLSL is column-major
-        _uwrite(bp, "env_rot", rs.env_rot.T.astype("f4").tobytes())
-        _uset(bp, "tan_half", math.tan(math.radians(rs.fov_deg) / 2))
-        _uset(bp, "aspect", 1.0)
-        # mip level matching the pixel footprint: pixel angle / texel angle
-        _uset(bp, "bg_lod", max(0.0, math.log2((math.radians(rs.fov_deg) / self.size) / (2 * math.pi / env_width))))
+        u = self.bg_u
+        u.write("cam_rot", _mat3(rs.cam_rot))
+        u.write("env_rot", _mat3(rs.env_rot))
+        u.set("tan_half", math.tan(math.radians(rs.fov_deg) / 2))
         self.empty_vao.render(moderngl.TRIANGLES, vertices=3)
 
-    def _draw_object(self, rs: ResolvedScene, scene: Scene, vao: Any, texs: list, mesh: Any, hdri: Any,
-                     maxlod: float) -> None:
+    def _draw_object(self, rs: ResolvedScene, scene: Scene, model: Any, env: Any) -> None:
         """The object, one draw per material part (its own materials, or random ones from the table)."""
         import moderngl
 
-        self.ctx.enable(moderngl.DEPTH_TEST)
-        op = self.obj_prog
-        model = rs.model_matrix()
-        _uwrite(op, "mvp", (self.proj @ rs.view_matrix() @ model).T.astype("f4").tobytes())
-        _uwrite(op, "model", model.T.astype("f4").tobytes())
-        _uwrite(op, "normal_mat", rs.object_rot.T.astype("f4").tobytes())
-        _uwrite(op, "env_rot", rs.env_rot.T.astype("f4").tobytes())
-        _uwrite(op, "sh", np.asarray(hdri.sh, "f4").tobytes())
-        _uset(op, "env_maxlod", maxlod - 1.0)
-        _uset(op, "env_light", rs.env_light)
-        _uset(op, "cam_pos", tuple(float(x) for x in rs.cam_pos))
-        _uset(op, "sun_dir", tuple(float(x) for x in rs.sun_dir))
-        _uset(op, "sun_rad", rs.sun_radiance)
+        vao, _, _, texs, mesh, mats = model
+        u = self.obj_u
+        m = rs.model_matrix()
+        u.write("mvp", np.ascontiguousarray((self.proj @ rs.view_matrix() @ m).T, dtype="f4").tobytes())
+        u.write("model", np.ascontiguousarray(m.T, dtype="f4").tobytes())
+        u.write("normal_mat", _mat3(rs.object_rot))
+        u.write("env_rot", _mat3(rs.env_rot))
+        u.write("sh", env[4])
+        u.set("env_maxlod", env[2] - 1.0)
+        u.set("env_light", rs.env_light)
+        u.set("cam_pos", tuple(float(x) for x in rs.cam_pos))
+        u.set("sun_dir", tuple(float(x) for x in rs.sun_dir))
+        u.set("sun_rad", rs.sun_radiance)
         table = material_table() if scene.materials is not None else None
-        for p, (first, count) in enumerate(mesh.parts):
+        for p, (first, count, base_color, metallic, roughness, ti) in enumerate(mats):
             if table is not None:
-                m = table[scene.materials[p % len(scene.materials)]]
-                _uset(op, "base_color", (*m.base_color, 1.0))
-                _uset(op, "metallic", m.metallic)
-                _uset(op, "roughness", m.roughness)
-                _uset(op, "has_tex", 0)
-                _uset(op, "pattern", m.pattern)
-                _uset(op, "color2", m.color2)
-                _uset(op, "pattern_scale", m.pattern_scale)
+                mt = table[scene.materials[p % len(scene.materials)]]
+                u.set("base_color", (*mt.base_color, 1.0))
+                u.set("metallic", mt.metallic)
+                u.set("roughness", mt.roughness)
+                u.set("has_tex", 0)
+                u.set("pattern", mt.pattern)
+                u.set("color2", mt.color2)
+                u.set("pattern_scale", mt.pattern_scale)
             else:
-                mat = mesh.materials[p]
-                _uset(op, "base_color", tuple(mat["base_color"][:4]) if len(mat["base_color"]) >= 4 else (*mat["base_color"][:3], 1.0))
-                _uset(op, "metallic", float(mat["metallic"]))
-                _uset(op, "roughness", float(mat["roughness"]))
-                _uset(op, "pattern", 0)
-                ti = int(mat.get("texture", -1))
-                _uset(op, "has_tex", 1 if ti >= 0 else 0)
+                u.set("base_color", base_color)
+                u.set("metallic", metallic)
+                u.set("roughness", roughness)
+                u.set("pattern", 0)
+                u.set("has_tex", 1 if ti >= 0 else 0)
+                if ti >= 0 and texs[ti] is None:
+                    texs[ti] = _upload(self.ctx, _fit_texture(mesh.textures[ti], 2 * self.size))
                 (texs[ti] if ti >= 0 else self._white).use(1)
-            vao.render(moderngl.TRIANGLES, vertices=int(count), first=int(first))
+            vao.render(moderngl.TRIANGLES, vertices=count, first=first)
 
     def _post(self, sharp: bool) -> np.ndarray:
-        """Depth of field and/or FXAA in one pass over the resolved image, then read back (rows flipped)."""
+        """Resolve the samples, depth of field and/or FXAA in one pass; read back (rows flipped)."""
         import moderngl
 
-        if sharp and not self.fxaa:
+        if sharp and not self.fxaa and self.ss == 1:
             src = self.ldr_fbo
         else:
             self.out_fbo.use()
+            self.ctx.viewport = (0, 0, self.size, self.size)
             self.ctx.disable(moderngl.DEPTH_TEST)
             self.ldr_tex.use(0)
-            pp = self.post_prog
-            _uset(pp, "max_coc", 0.0 if sharp else self.size * 0.05)
-            _uset(pp, "n_taps", self.dof_taps)
-            _uset(pp, "fxaa", int(self.fxaa))
-            self.post_vao.render(moderngl.TRIANGLES, vertices=3)
+            self.posts[not sharp][2].render(moderngl.TRIANGLES, vertices=3)
             src = self.out_fbo
-        data = src.read(components=3, alignment=1)
+        src.read_into(self._out, components=3, alignment=1)
         # GL rows start at the bottom
-        return np.frombuffer(data, np.uint8).reshape(self.size, self.size, 3)[::-1].copy()
+        return np.frombuffer(self._out, np.uint8).reshape(self.size, self.size, 3)[::-1].copy()
 
     def object_mask(self, scene: Scene, coverage: float = 0.5) -> np.ndarray:
         """Boolean mask of pixels the object covers by more than ``coverage`` (0 = any sample)."""
@@ -347,7 +411,8 @@ class GLRenderer:
     def release(self) -> None:
         for entry in self._models.values():
             for obj in (entry[0], entry[1], entry[2], *entry[3]):
-                obj.release()
+                if obj is not None:
+                    obj.release()
         for entry in self._envs.values():
             entry[0].release()
         self._models.clear()

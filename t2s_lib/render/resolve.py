@@ -47,13 +47,16 @@ def rotation_xyz(deg: Sequence[float]) -> np.ndarray:
 
 def look_rotation(forward: np.ndarray) -> np.ndarray:
     """Camera-to-world rotation (columns right, up, back) looking along ``forward``, world up +y."""
-    f = np.asarray(forward, dtype=np.float64)
-    f = f / np.linalg.norm(f)
-    up = np.array([0.0, 1.0, 0.0]) if abs(f[1]) < 0.999 else np.array([0.0, 0.0, 1.0])
-    right = np.cross(f, up)
-    right /= np.linalg.norm(right)
-    true_up = np.cross(right, f)
-    return np.stack([right, true_up, -f], axis=1)
+    fx, fy, fz = (float(v) for v in forward)
+    n = math.sqrt(fx * fx + fy * fy + fz * fz)
+    fx, fy, fz = fx / n, fy / n, fz / n
+    ux, uy, uz = (0.0, 1.0, 0.0) if abs(fy) < 0.999 else (0.0, 0.0, 1.0)
+    # right = f x up, true_up = right x f (plain floats: numpy's cross costs ~50 us per call)
+    rx, ry, rz = fy * uz - fz * uy, fz * ux - fx * uz, fx * uy - fy * ux
+    n = math.sqrt(rx * rx + ry * ry + rz * rz)
+    rx, ry, rz = rx / n, ry / n, rz / n
+    tx, ty, tz = ry * fz - rz * fy, rz * fx - rx * fz, rx * fy - ry * fx
+    return np.array([[rx, tx, -fx], [ry, ty, -fy], [rz, tz, -fz]])
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class ResolvedScene:
         return FOCAL_LENGTH / self.aperture / 2
 
 
+_CAM_ROT = look_rotation(-CAMERA_DIR)
+
+
 def sun_direction(scene: Scene, hdri_sun_dir: Sequence[float] | None) -> np.ndarray:
     """The world direction towards the sun for ``scene`` (see the module doc for the rule)."""
     if scene.light_dir is not None:
@@ -118,7 +124,7 @@ def sun_direction(scene: Scene, hdri_sun_dir: Sequence[float] | None) -> np.ndar
 def resolve_scene(scene: Scene, hdri_sun_dir: Sequence[float] | None = None) -> ResolvedScene:
     """Resolve ``scene`` given the direction of its HDRI's own sun (``HDRI.sun_dir``)."""
     cam_pos = CAMERA_DIR * CAMERA_DISTANCE * scene.distance_factor
-    cam_rot = look_rotation(-CAMERA_DIR)
+    cam_rot = _CAM_ROT
     env_rot = np.eye(3) if scene.view_dir is None else look_rotation(np.asarray(scene.view_dir)) @ cam_rot.T
     sun_world = sun_direction(scene, hdri_sun_dir)
     radiance = tuple(float(c) * SUN_STRENGTH * scene.light_intensity for c in scene.light_color)

@@ -116,8 +116,8 @@ class Scene:
     setting: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+        # the fields hold plain values and flat tuples: no deep copy (dataclasses.asdict cost ~0.4 ms)
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in _SCENE_FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Scene":
@@ -126,6 +126,9 @@ class Scene:
             if kw.get(k) is not None:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
+
+
+_SCENE_FIELDS = dataclasses.fields(Scene)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ uniform vec2 texel;
 uniform float max_coc;
 uniform vec2 taps[24];
 uniform int n_taps;
-uniform int fxaa;
 in vec2 v_ndc;
 out vec4 frag;
 float luma(vec3 c) { return dot(c, vec3(0.299, 0.587, 0.114)); }
@@ -32,7 +31,12 @@ void main() {
     vec4 c0 = texture(ldr, uv);
     float r0 = c0.a * max_coc;
     vec3 acc = c0.rgb; float wsum = 1.0;
-    if (r0 <= 0.5 && fxaa == 1) acc = fxaa_at(uv);
+    // variants (one program each, chosen per image): DOF for shallow depth of field, FXAA without
+    // multisampling; with neither, one bilinear tap at the pixel centre box-filters a 2x2 supersample
+#if FXAA
+    if (r0 <= 0.5) acc = fxaa_at(uv);
+#endif
+#if DOF
     if (r0 > 0.5) {
         for (int i = 0; i < n_taps; ++i) {
             vec2 o = taps[i] * r0;
@@ -43,5 +47,6 @@ void main() {
             acc += s.rgb * w; wsum += w;
         }
     }
+#endif
     frag = vec4(acc / wsum, 1.0);
 }
