@@ -1,6 +1,8 @@
 # Task2Sim study. Quick start (fresh Debian/Ubuntu, Python 3.11):
 #   make demo   # installs everything, runs the study at the cpu profile, writes figures/
 #   make test   # installs everything, runs the test suite and the notebook check (nbval)
+# Then, optionally:
+#   make study-full   # the supplementary's scaling studies at the cpu profile (notebook 07, ~3 h on 2 cores)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -9,10 +11,10 @@ STAMP := $(VENV)/.installed-stamp
 PROFILE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
+.PHONY: demo study-full test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
 
 help:
-	@echo "make demo | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
+	@echo "make demo | study-full | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +43,13 @@ data: install
 study: assets data
 	$(BIN)/t2s study --profile $(PROFILE)
 
+# the study at the cpu profile without the scaling studies (notebook 07; see study-full), then the index
 demo: assets data
-	$(BIN)/t2s study --profile cpu
+	$(BIN)/t2s study --profile cpu --only 01 02 03 04 05 06 08
+
+# the scaling studies (supplementary Figures 2-7, 9-11), after `make demo` (they use its reward table and policy), then the index again
+study-full: assets data
+	$(BIN)/t2s study --profile cpu --only 07 08
 
 # pytest exit 5 ("no tests collected") is not a failure.
 test: assets data

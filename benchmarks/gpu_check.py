@@ -44,7 +44,8 @@ def _args(step: str, dry: bool, workers: int, runs: Path) -> list[str]:
         sizes = ["32"] if dry else ["64", "128", "224"]
         n, w = ("16", ["1"]) if dry else ("2000", ["1", str(workers)])
         return py + ["benchmarks/render.py", "--sizes", *sizes, "--workers", *w, "--images", n, "--classes", "4",
-                     "--msaa", "4", "--compare", "0", "--json", str(bench / "render.json")]
+                     "--modes", "ssaa4", "--render-images", "16" if dry else "400", "--compare", "0", "--quality-sizes",
+                     "--json", str(bench / "render.json")]
     if step == "train":
         if dry:
             return py + ["benchmarks/train.py", "--device", "cpu", "--arch", "resnet50", "--img-size", "32", "--batch", "4",
@@ -132,7 +133,8 @@ def markdown(result: dict) -> str:
             e = r["env"]
             figs = f"{e.get('gpu')} / {e.get('gl_renderer')} / torch {e.get('torch')} CUDA {e.get('cuda')}"
         elif r["step"] == "render" and "render" in result:
-            figs = "; ".join(f"{x['size']}px w{x['workers']}: {x['dataset_img_s']:.0f} img/s" for x in result["render"]["rows"])
+            figs = "; ".join(f"{x['size']}px w{x['workers']}: {x['dataset_img_s']:.0f} img/s" for x in result["render"]["rows"]
+                             if "dataset_img_s" in x)
         elif r["step"] == "train" and result.get("train"):
             t = result["train"][-1]
             figs = (f"train {t.get('train_synthetic_img_s')} img/s (synthetic), {t.get('train_real_loader_img_s')} (loader); "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import json
 from pathlib import Path
 
@@ -45,6 +46,24 @@ def _in_jupyter() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """The project's commit (``<hash>`` or ``<hash>+dirty``), or ``unknown`` outside a git checkout."""
+    import subprocess
+
+    from .paths import PROJECT_ROOT
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        # the figures a study run rewrites do not make the code dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + ("+dirty" if dirty else "")) if head else "unknown"
+
+
 def _record(prof: Profile, filename: str) -> None:
     prov_path = prof.layout.provenance
     try:
@@ -54,6 +73,7 @@ def _record(prof: Profile, filename: str) -> None:
     prov[filename] = {
         "notebook": prof.notebook,
         "profile": prof.name,
+        "commit": git_commit(),
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     write_json(prov_path, dict(sorted(prov.items())))

@@ -147,6 +147,7 @@ class StudyLayout:
         evaluate/results.csv              every evaluation (tidy: backbone, task, protocol, options, metric, value)
         evaluate/finetuned/<backbone>__<task>.pt
         cka/<tag>.npz (+ .json)
+        scaling/<point>/                  one reward table per scaling-study point (base, classes-10, ...)
         rewards/                          the reward-table builder's output (see t2s_lib.rewards.build):
           spec.json, cells/<key>/s<seed>/, reward_table.json ({task: {setting_key: 5-NN %}},
           the published reward_db format), rewards.csv (tidy, every seed)
@@ -232,6 +233,14 @@ class StudyLayout:
     def reward_table(self) -> Path:
         """The study's own reward table (seed-averaged, published schema)."""
         return self.rewards / "reward_table.json"
+
+    @property
+    def scaling(self) -> Path:
+        return self.run_dir / "scaling"
+
+    def scaling_table(self, name: str) -> Path:
+        """One scaling point's reward table (``base``, or ``<axis>-<value>``)."""
+        return self.scaling / safe_name(name)
 
     @property
     def provenance(self) -> Path:

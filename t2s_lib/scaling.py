@@ -249,3 +249,56 @@ def slope(means: pd.DataFrame, axis: str, method: str, protocol: str, split: str
         return float("nan")
     x = np.log2(d["value"].astype(float).to_numpy())
     return float(np.polyfit(x, d["mean"].to_numpy(), 1)[0])
+
+
+# ----- the supplementary's findings, measured ------------------------------------------------------
+def _at(means: pd.DataFrame, axis: str, method: str, protocol: str, split: str, base: Any) -> pd.Series:
+    d = means[(means["protocol"] == protocol) & (means["method"] == method) & (means["split"] == split)
+              & ((means["axis"] == axis) | (means["axis"] == "base"))].copy()
+    d.loc[d["axis"] == "base", "value"] = base
+    d = d.drop_duplicates("value").set_index("value")
+    return d["mean"].loc[_axis_order(list(d.index))]
+
+
+def axis_finding(means: pd.DataFrame, axis: str, split: str, base: Any, protocol: str = "linear probe") -> tuple[str, str]:
+    """(verdict, sentence) for the paper's finding on one axis and split (Figures 2/3, 5-7, 9-11)."""
+    t2s, dr = "task2sim", "domain_randomization"
+    methods = [m for m in (t2s, dr, "random", "measured") if m in set(means["method"])]
+    noise = float(means[(means["protocol"] == protocol) & (means["split"] == split)]["sd"].mean())
+    if axis == "arch":
+        a, b = _at(means, axis, t2s, protocol, split, base), _at(means, axis, dr, protocol, split, base)
+        wins = int((a > b).sum())
+        grows = [m for m in methods if _at(means, axis, m, protocol, split, base).iloc[-1] > _at(means, axis, m, protocol, split, base).iloc[0]]
+        verdict = "holds" if wins == len(a) and len(grows) == len(methods) else "partly holds" if wins or grows else "does not hold"
+        return verdict, (f"{split}, {protocol}: Task2Sim beats DR on {wins}/{len(a)} backbones "
+                         f"({', '.join(f'{v}: {x:.1f} vs {y:.1f}' for v, x, y in zip(a.index, a, b))}); "
+                         f"{len(grows)}/{len(methods)} methods gain from the smallest to the largest backbone "
+                         f"(seed sd ~{noise:.1f})")
+    slopes = {m: slope(means, axis, m, protocol, split, base) for m in methods}
+    text = ", ".join(f"{METHOD_LABELS[m]} {s:+.2f}" for m, s in slopes.items())
+    head = f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {text} (seed sd ~{noise:.1f})"
+    if axis == "classes":
+        up = all(s > 0 for s in slopes.values())
+        spread = max(slopes.values()) - min(slopes.values())
+        similar = spread <= max(0.5, 0.5 * float(np.mean([abs(s) for s in slopes.values()])))
+        return ("holds" if up and similar else "partly holds" if up else "does not hold"), head
+    last = {m: float(_at(means, axis, m, protocol, split, base).iloc[-1]) for m in (t2s, dr)}
+    if axis == "models_per_class":
+        both = slopes[t2s] > 0 and slopes[dr] > 0
+        return ("holds" if both and slopes[dr] > slopes[t2s] else "partly holds" if both else "does not hold"), head
+    faster, behind = slopes[dr] > slopes[t2s], last[dr] < last[t2s]
+    tail = f"; at the most images DR {last[dr]:.1f} vs Task2Sim {last[t2s]:.1f}"
+    return ("holds" if faster and behind else "partly holds" if faster or behind else "does not hold"), head + tail
+
+
+def per_task_finding(frame: pd.DataFrame, protocol: str = "linear probe") -> tuple[str, str]:
+    """Figure 4: Task2Sim vs the baselines per task at the base point."""
+    base = frame[(frame["axis"] == "base") & (frame["protocol"] == protocol)]
+    per = base.groupby(["task", "method"])["accuracy"].mean().unstack("method")
+    others = [m for m in ("domain_randomization", "random", "scratch") if m in per]
+    wins = {m: int((per["task2sim"] > per[m]).sum()) for m in others}
+    mean = per.mean()
+    verdict = "holds" if all(mean["task2sim"] >= mean[m] for m in others) else (
+        "partly holds" if any(mean["task2sim"] >= mean[m] for m in others) else "does not hold")
+    return verdict, (f"{protocol}: Task2Sim {mean['task2sim']:.1f} % on average vs "
+                     + ", ".join(f"{METHOD_LABELS[m]} {mean[m]:.1f} % (better on {wins[m]}/{len(per)} tasks)" for m in others))

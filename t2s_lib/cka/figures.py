@@ -34,3 +34,60 @@ def mean_off_diagonal(result: Mapping[str, Any]) -> dict[str, float]:
     if n < 2:
         return {}
     return {f"stage {s}": float((m.sum() - m.trace()) / (n * n - n)) for s, m in zip(result["stages"], result["mean"])}
+
+
+def cka_finding(before: Mapping[str, Any], before_ft: Mapping[str, Any] | None = None,
+                after: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """Supplementary Figure 1's findings: backbones agree at early stages and differ later; after
+    fine-tuning they are more similar (the ImageNet comparison is not testable offline)."""
+    b = mean_off_diagonal(before)
+    if not b:
+        return "not testable here", "one backbone only"
+    stages = list(b)
+    falls = b[stages[0]] > b[stages[-1]]
+    text = f"mean CKA between backbones {b[stages[0]]:.2f} at {stages[0]} -> {b[stages[-1]]:.2f} at {stages[-1]}"
+    closer = None
+    if before_ft is not None and after is not None:
+        bf, af = mean_off_diagonal(before_ft), mean_off_diagonal(after)
+        closer = af[stages[-1]] > bf[stages[-1]]
+        text += f"; at {stages[-1]}, {bf[stages[-1]]:.2f} before vs {af[stages[-1]]:.2f} after fine-tuning"
+    text += "; Task2Sim vs ImageNet features: not testable (no ImageNet weights offline)"
+    verdict = "holds" if falls and closer in (True, None) else "partly holds" if falls or closer else "does not hold"
+    return verdict, text
+
+
+def group_mean(result: Mapping[str, Any], tasks: Sequence[str]) -> Any:
+    """The stage matrices averaged over a subset of the result's tasks (e.g. the seen ones)."""
+    import numpy as np
+
+    chosen = [t for t in result["tasks"] if t in set(tasks)]
+    if not chosen:
+        return None
+    return np.mean(np.stack([result["per_task"][t] for t in chosen]), axis=0)
+
+
+def plot_cka_groups(result: Mapping[str, Any], groups: Mapping[str, Sequence[str]], title: str = ""):
+    """One row of stage heat maps per task group (e.g. seen / unseen), as supplementary Figure 1."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = [(label, group_mean(result, tasks), [t for t in result["tasks"] if t in set(tasks)])
+            for label, tasks in groups.items()]
+    rows = [r for r in rows if r[1] is not None]
+    labels = list(result["names"])
+    short = [str(i + 1) for i in range(len(labels))] if max(map(len, labels)) > 8 else labels
+    n_stages = len(result["stages"])
+    fig, axes = plt.subplots(len(rows), n_stages, figsize=(3.0 * n_stages + 1, 3.2 * len(rows)), squeeze=False)
+    for r, (label, mats, tasks) in enumerate(rows):
+        for s in range(n_stages):
+            ax = axes[r, s]
+            sns.heatmap(mats[s], vmin=0, vmax=1, cmap="magma", annot=len(labels) <= 6, fmt=".2f", square=True,
+                        xticklabels=short, yticklabels=short if s == 0 else False, cbar=s == n_stages - 1, ax=ax,
+                        annot_kws={"fontsize": 7})
+            ax.set_title(f"{label} ({len(tasks)} tasks), stage {result['stages'][s]}", fontsize=9)
+    if short is not labels:
+        fig.text(0.01, -0.02, "   ".join(f"{a} = {b}" for a, b in zip(short, labels)), fontsize=8, ha="left", va="top")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -122,6 +122,8 @@ def validation_rows(prof: Profile, problem: PolicyProblem) -> dict[str, np.ndarr
     live table (``rewards.validation``), in the table's column order; None when the table has none."""
     from ..rewards.analysis import load_rows
 
+    if not (prof.layout.rewards / "rewards.csv").is_file():
+        return None
     rows = load_rows(prof.layout.rewards)
     val = rows[rows["metric"] == "knn_val_top1"]
     if val.empty:

@@ -88,12 +88,12 @@ class RewardSpec:
 def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Sequence[str] | None = None,
                       tasks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                       replicate_settings: Sequence[str] | None = None,
-                      replicate_seeds: Sequence[int] | None = None) -> RewardSpec:
+                      replicate_seeds: Sequence[int] | None = None, anchors: bool = True) -> RewardSpec:
     """Resolve the reward table a profile asks for (arguments override its ``rewards`` section)."""
     sec = prof.rewards
     design = design or sec.design
     keys = design_settings(design, settings=list(settings if settings is not None else sec.settings),
-                           vary=sec.vary, fixed=sec.fixed)
+                           vary=sec.vary, fixed=sec.fixed, anchors=anchors)
     base_seeds = list(seeds if seeds is not None else sec.seeds)
     rep_seeds = list(replicate_seeds if replicate_seeds is not None else sec.replicates.seeds)
     rep_keys = [resolve_setting(s).key for s in (replicate_settings if replicate_settings is not None

@@ -46,3 +46,20 @@ def chance_accuracy(spec: RewardSpec) -> float | None:
     """Chance level of the pre-training task (100 / classes), when the class count is fixed."""
     classes = spec.render.get("classes")
     return 100.0 / classes if classes else None
+
+
+def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Path]:
+    """``{task: checkpoint}`` of the setting the Task2Vec policy predicts for each task on the live table
+    (notebook 05's small study), first seed: the "Task2Sim" backbone of each task."""
+    from ..io import read_json
+
+    predictions = read_json(prof.layout.policy_small_study / variant / "summary.json")["predictions"]["0"]
+    table = prof.layout.rewards
+    spec = read_spec(table)
+    out = {}
+    for task in tasks:
+        if task not in predictions:
+            raise T2SError(f"no {variant} prediction for task {task!r}", "run notebook 05 on the same tasks first")
+        key = predictions[task]
+        out[task] = checkpoint_path(table, Cell(key, spec.seeds[key][0]))
+    return out
