@@ -264,7 +264,8 @@ def axis_finding(means: pd.DataFrame, axis: str, split: str, base: Any, protocol
     """(verdict, sentence) for the paper's finding on one axis and split (Figures 2/3, 5-7, 9-11)."""
     t2s, dr = "task2sim", "domain_randomization"
     methods = [m for m in (t2s, dr, "random", "measured") if m in set(means["method"])]
-    noise = float(means[(means["protocol"] == protocol) & (means["split"] == split)]["sd"].mean())
+    sds = means[(means["protocol"] == protocol) & (means["split"] == split)]["sd"].dropna()
+    noise_text = f"seed sd ~{sds.mean():.1f}" if len(sds) else "one seed: no noise estimate"
     if axis == "arch":
         a, b = _at(means, axis, t2s, protocol, split, base), _at(means, axis, dr, protocol, split, base)
         wins = int((a > b).sum())
@@ -273,10 +274,10 @@ def axis_finding(means: pd.DataFrame, axis: str, split: str, base: Any, protocol
         return verdict, (f"{split}, {protocol}: Task2Sim beats DR on {wins}/{len(a)} backbones "
                          f"({', '.join(f'{v}: {x:.1f} vs {y:.1f}' for v, x, y in zip(a.index, a, b))}); "
                          f"{len(grows)}/{len(methods)} methods gain from the smallest to the largest backbone "
-                         f"(seed sd ~{noise:.1f})")
+                         f"({noise_text})")
     slopes = {m: slope(means, axis, m, protocol, split, base) for m in methods}
     text = ", ".join(f"{METHOD_LABELS[m]} {s:+.2f}" for m, s in slopes.items())
-    head = f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {text} (seed sd ~{noise:.1f})"
+    head = f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {text} ({noise_text})"
     if axis == "classes":
         up = all(s > 0 for s in slopes.values())
         spread = max(slopes.values()) - min(slopes.values())
