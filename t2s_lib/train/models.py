@@ -22,11 +22,16 @@ MODELS.add("resnet101", "resnet101")
 # Small model for the cpu/smoke profiles: 4 stages like a ResNet, ~5M parameters, so the
 # stage-wise CKA and every protocol run unchanged at 32-64 px on a laptop.
 MODELS.add("resnet10t", "resnet10t")
+# resnet10t at half width (t2s_lib.train.archs, registered with timm on import): the cpu profile's
+# backbone, chosen by measurement (docs/PROXY_PROTOCOL.md).
+MODELS.add("resnet10t_w32", "resnet10t_w32")
 
 
 def create_backbone(arch: str, num_classes: int = 0, *, drop_path_rate: float = 0.0, **kwargs: Any):
     """A freshly initialised timm model (never downloads weights). ``num_classes=0`` drops the head."""
     import timm
+
+    from . import archs  # noqa: F401 - registers our timm models
 
     name = MODELS.get(arch)
     return timm.create_model(name, pretrained=False, num_classes=num_classes, drop_path_rate=drop_path_rate, **kwargs)
