@@ -94,10 +94,12 @@ def test_cli_pretrain_with_profile(toy_set, tmp_path):
     from t2s_lib.cli import main
 
     rc = main(["pretrain", str(toy_set), "--out", str(tmp_path / "cli"), "--profile", "smoke", "--epochs", "1",
-               "--workers", "0", "--no-progress", "--device", "cpu"])
+               "--workers", "0", "--no-progress", "--device", "cpu",
+               # the toy set has no manifest.jsonl, so hold out images rather than models
+               "--val-by", "image"])
     assert rc == 0
     cfg = json.loads((tmp_path / "cli" / "config.json").read_text())
-    assert cfg["epochs"] == 1 and cfg["arch"] == "resnet10t"
+    assert cfg["epochs"] == 1 and cfg["arch"] == "resnet10t_w32" and cfg["val_by"] == "image"
 
 
 @pytest.mark.slow

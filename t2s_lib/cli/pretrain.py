@@ -15,16 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.jsonl, config.json)")
     p.add_argument("--profile", default=None, help="take defaults from this profile's pretrain: section (cli flags win)")
     d = _defaults()
-    p.add_argument("--arch", default=None, help=f"resnet18, resnet50, resnet101, resnet10t (default {d.arch})")
-    for name, typ in (("epochs", int), ("batch_size", int), ("lr", float), ("weight_decay", float), ("warmup_epochs", int),
-                      ("min_lr", float), ("warmup_lr", float), ("img_size", int), ("mixup", float), ("cutmix", float),
-                      ("smoothing", float), ("drop_path", float), ("workers", int), ("seed", int), ("max_images", int),
-                      ("monitor_images", int), ("stop_after", int)):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=typ, default=None,
-                       help=f"default {getattr(d, name)}")
-    p.add_argument("--auto-augment", dest="auto_augment", default=None, help=f"timm RandAugment spec or 'none' (default {d.auto_augment})")
-    p.add_argument("--amp", default=None, help="auto (bf16 on CUDA), bf16, fp16, off")
-    p.add_argument("--channels-last", dest="channels_last", default=None, choices=["auto", "on", "off"])
+    p.add_argument("--arch", default=None, help=f"a model of t2s_lib.train.models.MODELS, e.g. resnet50, resnet18, "
+                                                 f"resnet10t, resnet10t_w32 (default {d.arch})")
+    add_config_flags(p, d)
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     add_device_arg(p)
     p.set_defaults(device=None)
@@ -35,6 +28,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--partition", default=None)
     s.add_argument("--timeout-min", type=int, default=24 * 60)
     p.set_defaults(func=_run)
+
+
+#: config fields that are not flags (positional / separate flags / internal)
+_NOT_FLAGS = ("data", "out", "arch", "device", "progress", "extra")
+
+
+def config_flag_names() -> list[str]:
+    """The ``--flag`` of every :class:`PretrainConfig` field the CLI takes (what torchrun jobs are given)."""
+    import dataclasses
+
+    from ..train.config import PretrainConfig
+
+    return [f.name for f in dataclasses.fields(PretrainConfig) if f.name not in _NOT_FLAGS]
+
+
+def _none_or(typ):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else typ(text)
+    parse.__name__ = typ.__name__
+    return parse
+
+
+def add_config_flags(p: argparse.ArgumentParser, d) -> None:
+    """One flag per recipe field, typed from the dataclass (so the CLI, profiles and torchrun agree)."""
+    import dataclasses
+    import typing
+
+    from ..train.config import PretrainConfig
+
+    hints = typing.get_type_hints(PretrainConfig)
+    for f in dataclasses.fields(PretrainConfig):
+        if f.name not in _NOT_FLAGS:
+            hint = hints[f.name]
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            typ = args[0] if args else hint
+            meta = f.metadata.get("choices")
+            # SUPPRESS: an absent flag leaves no attribute, so "--auto-augment none" (None) differs from "not given"
+            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
+                           type=_none_or(typ) if args else typ, choices=meta,
+                           help=f"default {getattr(d, f.name)}")
 
 
 def _defaults():
@@ -56,12 +89,13 @@ def build_config(args: argparse.Namespace):
         prof = load_profile(args.profile)
         values.update(prof.pretrain.recipe)
         values["device"] = prof.device
+    flags = set(config_flag_names())
     for f in dataclasses.fields(PretrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    if str(values.get("auto_augment", "")).lower() == "none":
-        values["auto_augment"] = None
+        if f.name in flags:
+            if hasattr(args, f.name):  # given on the command line (possibly as none)
+                values[f.name] = getattr(args, f.name)
+        elif getattr(args, f.name, None) is not None:
+            values[f.name] = getattr(args, f.name)
     values["data"], values["out"] = str(args.data), str(args.out)
     return PretrainConfig(**values).check("t2s pretrain")
 

@@ -171,20 +171,32 @@ class TrainData:
 
 def build_data(run: RunContext) -> TrainData:
     """The augmented training set (optionally a fixed random subset), its distributed sampler and
-    loader settings, and the optional clean monitor set."""
+    loader settings, the optional clean monitor set and the held-out validation split."""
     import torch
     from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-    from .data import eval_transform, image_folder, train_transform
+    from . import data as D
 
     cfg = run.cfg
-    dataset = image_folder(cfg.data, transform=train_transform(cfg.img_size, auto_augment=cfg.auto_augment,
-                                                               interpolation=cfg.interpolation))
+    scale = (cfg.crop_scale_min, 1.0)
+    if cfg.data_mode == "memory":
+        dataset = D.MemoryImageSet(cfg.data, D.tensor_train_transform(
+            cfg.img_size, scale=scale, interpolation=cfg.interpolation, color_jitter=cfg.color_jitter))
+
+        def clean_set():
+            return dataset.with_transform(D.tensor_eval_transform(cfg.img_size, interpolation=cfg.interpolation))
+    else:
+        dataset = D.image_folder(cfg.data, transform=D.train_transform(
+            cfg.img_size, auto_augment=cfg.auto_augment, interpolation=cfg.interpolation, scale=scale,
+            color_jitter=cfg.color_jitter))
+
+        def clean_set():
+            return D.image_folder(cfg.data, transform=D.eval_transform(cfg.img_size, interpolation=cfg.interpolation))
     val = None
     if cfg.val_fraction > 0:
-        train_idx, val_idx = validation_split(dataset.targets, cfg.val_fraction, cfg.seed)
-        clean = image_folder(cfg.data, transform=eval_transform(cfg.img_size, interpolation=cfg.interpolation))
-        val = DataLoader(Subset(clean, val_idx), batch_size=256, num_workers=0)
+        groups = D.model_ids(cfg.data, dataset.samples) if cfg.val_by == "model" else None
+        train_idx, val_idx = validation_split(dataset.targets, cfg.val_fraction, cfg.seed, groups=groups)
+        val = DataLoader(Subset(clean_set(), val_idx), batch_size=256, num_workers=0)
         dataset = Subset(dataset, train_idx)
     if cfg.max_images and cfg.max_images < len(dataset):
         g = torch.Generator().manual_seed(cfg.seed)
@@ -202,15 +214,21 @@ def build_data(run: RunContext) -> TrainData:
         loader_kw["prefetch_factor"] = 4
     monitor = None
     if cfg.monitor_images > 0:
-        mon_ds = image_folder(cfg.data, transform=eval_transform(cfg.img_size, interpolation=cfg.interpolation))
+        mon_ds = clean_set()
         g = torch.Generator().manual_seed(cfg.seed + 1)
         idx = torch.randperm(len(mon_ds), generator=g)[: cfg.monitor_images].tolist()
         monitor = DataLoader(Subset(mon_ds, idx), batch_size=min(256, len(idx)), num_workers=0)
     return TrainData(dataset, sampler, loader_kw, per_rank, monitor, val)
 
 
-def validation_split(targets, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, validation) indices: from every class, a seeded ``fraction`` (at least one image) held out."""
+def validation_split(targets, fraction: float, seed: int, groups=None) -> tuple[list[int], list[int]]:
+    """(train, validation) indices, seeded, from every class.
+
+    Without ``groups``: a ``fraction`` of the class's images (at least one) is held out. With
+    ``groups`` (e.g. the 3D model of every image): whole groups are held out, in a seeded order,
+    until at least ``fraction`` of the class's images are; one group of each class always stays
+    in training (a class with a single group is not validated).
+    """
     import numpy as np
 
     targets = np.asarray(targets)
@@ -218,10 +236,24 @@ def validation_split(targets, fraction: float, seed: int) -> tuple[list[int], li
     train, val = [], []
     for c in np.unique(targets):
         idx = np.flatnonzero(targets == c)
-        rng.shuffle(idx)
-        k = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
-        val += idx[:k].tolist()
-        train += idx[k:].tolist()
+        if groups is None:
+            rng.shuffle(idx)
+            k = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+            val += idx[:k].tolist()
+            train += idx[k:].tolist()
+            continue
+        members = np.asarray([groups[i] for i in idx])
+        order = rng.permutation(np.unique(members))
+        held: list[str] = []
+        count = 0
+        for g in order[:-1]:
+            if count >= fraction * len(idx):
+                break
+            held.append(g)
+            count += int((members == g).sum())
+        out = np.isin(members, held)
+        val += idx[out].tolist()
+        train += idx[~out].tolist()
     return sorted(train), sorted(val)
 
 
