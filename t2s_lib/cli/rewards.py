@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--executor", default=None, choices=["inline", "local", "slurm", "debug"])
     b.add_argument("--max-parallel", type=int, default=None, help="local executor: cells at once")
     b.add_argument("--render-workers", type=int, default=None, help="render worker processes per cell")
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads per cell (default: the profile's)")
     b.set_defaults(func=_build)
     s = sub.add_parser("status", help="what is done in a table folder")
     s.add_argument("table", help="table folder")
@@ -43,6 +44,12 @@ def _build(args: argparse.Namespace) -> int:
                              seeds=parse_seeds(args.seeds) if args.seeds else None,
                              replicate_settings=args.replicate_settings,
                              replicate_seeds=parse_seeds(args.replicate_seeds) if args.replicate_seeds else None)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise T2SError(f"--threads {args.threads}", "use 1 or more torch threads per cell")
+        import dataclasses
+
+        spec = dataclasses.replace(spec, threads=args.threads)
     max_parallel = args.max_parallel or prof.rewards.max_parallel
     workers = args.render_workers or prof.render.workers
     if max_parallel < 1 or workers < 1:

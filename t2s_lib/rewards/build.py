@@ -90,6 +90,29 @@ def _run_submitit(jobs: list[CellJob], executor) -> dict[str, str]:
     return failures
 
 
+def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], None], poll_s: float = 0.5) -> dict[str, str]:
+    """Keep at most ``cap`` jobs running (a new one starts as soon as one ends: no waiting for the
+    slowest of a wave); returns failures. submitit's local executor has no concurrency cap of its own."""
+    failures: dict[str, str] = {}
+    queue, running = list(jobs), []
+    while queue or running:
+        while queue and len(running) < cap:
+            job = queue.pop(0)
+            running.append((job, executor.submit(job)))
+        finished = [(j, h) for j, h in running if h.done()]
+        if not finished:
+            time.sleep(poll_s)
+            continue
+        for job, handle in finished:
+            running.remove((job, handle))
+            try:
+                handle.result()
+            except Exception as exc:  # submitit wraps the job's exception (its text keeps our message)
+                failures[job.cell.name] = _short(exc)
+                log(f"[rewards] {job.cell.name} FAILED: {failures[job.cell.name]}")
+    return failures
+
+
 def _short(exc: BaseException) -> str:
     if isinstance(exc, T2SError):
         return exc.problem
@@ -137,8 +160,7 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
         else:
             ex = submitit.AutoExecutor(folder=str(table / "submitit" / "%j"), cluster="local")
             ex.update_parameters(timeout_min=24 * 60)
-            for start in range(0, len(jobs), max_parallel):  # at most max_parallel cells at once
-                failures.update(_run_submitit(jobs[start:start + max_parallel], ex))
+            failures = _run_capped(jobs, ex, max_parallel, log)
     assemble(table, spec)
     if failures:
         write_json(table / "failed.json", failures)

@@ -17,6 +17,7 @@ no images and no pre-training: its backbone is the randomly initialised architec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -92,11 +93,13 @@ def _torchrun(cfg, gpus: int) -> None:
     import subprocess
     import sys
 
-    flags = []
-    for key, value in cfg.to_dict().items():
-        if key in ("data", "out", "extra", "progress") or value is None:
-            continue
-        flags += [f"--{key.replace('_', '-')}", str(value)]
+    from ..cli.pretrain import config_flag_names
+
+    values = cfg.to_dict()
+    # every recipe field explicitly (None as "none"), so the job trains exactly this config
+    flags = ["--arch", cfg.arch, "--device", cfg.device]
+    for key in config_flag_names():
+        flags += [f"--{key.replace('_', '-')}", "none" if values[key] is None else str(values[key])]
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", "t2s_lib.train",
            cfg.data, "--out", cfg.out, "--no-progress", *flags]
     proc = subprocess.run(cmd)
@@ -138,6 +141,22 @@ def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) 
             **split.sizes, "seconds": round(time.perf_counter() - t0, 2)}
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run with ``threads`` torch CPU threads (None: leave torch's setting), restored afterwards."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | None = None, render_workers: int = 1,
              gpus: int = 1, log=print) -> dict[str, Any]:
     """Bring one cell to completion (skipping what is done); returns its manifest."""
@@ -145,7 +164,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
     device = device or spec.device
     folder = cell_dir(table, cell)
     folder.mkdir(parents=True, exist_ok=True)
-    with output_lock(folder, f"reward cell {cell.name}"):
+    with output_lock(folder, f"reward cell {cell.name}"), torch_threads(spec.threads):
         manifest_path = folder / "cell.json"
         t0 = time.perf_counter()
         if not cell.is_scratch and not manifest_path.is_file():
@@ -156,6 +175,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
             write_json(manifest_path, {"cell": cell.name, "setting": cell.setting, "seed": cell.seed,
                                        "pretrain_seed": spec.pretrain_seed(cell), "identity": spec.identity,
                                        "images": meta["n_images"], "classes": meta["n_classes"],
+                                       "threads": spec.threads, "device": device,
                                        "final_epoch": last, "render_seconds": round(t_render, 1),
                                        "pretrain_seconds": round(time.perf_counter() - t0 - t_render, 1)})
             log(f"[rewards] {cell.name}: rendered and pre-trained ({time.perf_counter() - t0:.0f} s)")

@@ -6,9 +6,12 @@ A :class:`RewardSpec` is resolved from a profile (sections ``rewards``, ``pretra
 (image set, renderer, pre-training recipe, 5-NN options) must match for cells to be reused; the
 settings, seeds and tasks may grow between runs (new cells and tasks are added, finished ones kept).
 
-Seeds: a cell ``(setting, seed)`` renders with seed ``seed`` and pre-trains with seed
-``1000 * seed + index(setting)``, so every setting and every replicate starts from its own
-initialisation (the paper's runs were unseeded), reproducibly.
+Seeds: a cell ``(setting, seed)`` renders and pre-trains with seed ``seed``: common random numbers.
+Cells of one seed share the scene draws that a setting leaves fixed, the initial weights and the
+data order, so settings are compared at equal seeds (paired) and a difference between two
+settings is not mixed with a difference of initialisation; replicates (other seeds) measure the
+seed noise. On the cpu proxy this halved the noise of setting differences (docs/PROXY_PROTOCOL.md:
+setting x seed residual SD 0.59 against a pooled seed SD 0.79 of the task mean).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..profiles import Profile
 from ..settings import resolve_setting
 from .design import design_settings
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: common random numbers (pre-training seed = cell seed)
 SCRATCH = "scratch"  # the randomly initialised backbone: a cell without rendering or pre-training
 
 
@@ -60,6 +63,7 @@ class RewardSpec:
     linear: dict[str, Any] | None = None  # EvalOptions of a linear probe per task (None: 5-NN only)
     keep_images: bool = False
     device: str = "auto"
+    threads: int | None = None  # torch CPU threads per cell (None: torch's default); recorded per cell
     profile: str = ""
 
     @property
@@ -74,7 +78,7 @@ class RewardSpec:
         return cells + [Cell(SCRATCH, s) for s in self.scratch_seeds]
 
     def pretrain_seed(self, cell: Cell) -> int:
-        return 1000 * cell.seed + resolve_setting(cell.setting).index
+        return cell.seed
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "identity": self.identity, "version": SPEC_VERSION}
@@ -119,11 +123,10 @@ def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Seq
     info: dict[str, Any] = {"name": design}
     if design in GENERATORS:
         info.update(generators=GENERATORS[design], resolution=resolution(GENERATORS[design]))
-    scratch = sorted(set(base_seeds + rep_seeds)) if sec.scratch else []
+    scratch = sorted(set(base_seeds + (rep_seeds if rep_keys else []))) if sec.scratch else []
     return RewardSpec(settings=keys, seeds=seed_map, tasks=task_list, design=info, render=render, recipe=recipe,
                       knn=knn, scratch_seeds=scratch, validation=sec.validation, keep_images=sec.keep_images,
-                      device=prof.device,
-                      profile=prof.name)
+                      device=prof.device, threads=sec.threads, profile=prof.name)
 
 
 def check_tasks(spec: RewardSpec) -> None:
