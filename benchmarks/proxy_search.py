@@ -650,6 +650,22 @@ def summarize(log: Path, name: str, tag: str | None = None, quiet: bool = False)
         stats[t] = {"across_sd": round(across, 3), "within_sd": round(within, 3),
                     "snr": round(across / within, 2) if within and within == within and within > 0 else None,
                     "n_settings_with_seeds": len(within_var_task[t])}
+    # two-way (setting x seed) view on the settings that have every common seed: with common random
+    # numbers (same seed = same render draws, init and data order in every setting), part of the seed
+    # noise is shared by all settings; the residual is the noise that matters when *ranking* settings.
+    seeds_by_setting = {s: {k[1] for k in by if k[0] == s} for s in settings}
+    common = sorted(set.intersection(*seeds_by_setting.values())) if settings else []
+    full = [s for s in settings if set(common) <= seeds_by_setting[s]]
+    if len(common) >= 2 and len(full) >= 2:
+        for t in tasks + ["mean"]:
+            M = np.array([[by[(s, sd)]["knn_mean"] if t == "mean" else by[(s, sd)]["knn"][t] for sd in common]
+                          for s in full])
+            res = M - M.mean(1, keepdims=True) - M.mean(0, keepdims=True) + M.mean()
+            dof = (M.shape[0] - 1) * (M.shape[1] - 1)
+            stats[t]["resid_sd"] = round(float(np.sqrt((res ** 2).sum() / dof)), 3)
+            stats[t]["seed_effect_sd"] = round(float(M.mean(0).std(ddof=1)), 3)
+            stats[t]["paired_snr"] = round(float(M.mean(1).std(ddof=1)) / stats[t]["resid_sd"], 2) \
+                if stats[t]["resid_sd"] > 0 else None
     out["stats"] = stats
     best = max(per_setting_mean, key=per_setting_mean.get)
     out["best_setting"] = best
@@ -661,6 +677,9 @@ def summarize(log: Path, name: str, tag: str | None = None, quiet: bool = False)
     snr_line += "| across-setting SD | " + " | ".join(f"{stats[t]['across_sd']:.2f}" for t in tasks + ["mean"]) + " |\n"
     snr_line += "| pooled seed SD | " + " | ".join(f"{stats[t]['within_sd']:.2f}" for t in tasks + ["mean"]) + " |\n"
     snr_line += "| SNR | " + " | ".join(str(stats[t]["snr"]) for t in tasks + ["mean"]) + " |"
+    if "resid_sd" in stats["mean"]:
+        snr_line += "\n| setting x seed residual SD | " + " | ".join(f"{stats[t]['resid_sd']:.2f}" for t in tasks + ["mean"]) + " |"
+        snr_line += "\n| paired SNR (setting SD / residual SD) | " + " | ".join(str(stats[t]["paired_snr"]) for t in tasks + ["mean"]) + " |"
     out["snr_table"] = snr_line
     if not quiet:
         print(out["table"])
@@ -675,7 +694,7 @@ def summarize(log: Path, name: str, tag: str | None = None, quiet: bool = False)
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for cmd in ("run", "scratch", "summary", "probe", "reeval", "render", "check-library"):
+    for cmd in ("run", "scratch", "summary", "probe", "reeval", "render", "check-library", "compare", "library-run"):
         q = sub.add_parser(cmd)
         q.add_argument("--recipe", default="p32")
         q.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
@@ -689,13 +708,21 @@ def main(argv=None) -> None:
         q.add_argument("--log", default=str(OUT / "results.jsonl"))
         q.add_argument("--log-every", type=int, default=0, help="val accuracy every N epochs (costs a little)")
         q.add_argument("--save", action="store_true", help="save the weights under $PROXY_OUT/models")
-        q.add_argument("--probe-epochs", type=int, default=30)
+        q.add_argument("--probe-configs", nargs="*", default=["linear:30:0.01:128", "finetune:30:0.01:32"],
+                       help="probe: protocol:epochs:lr:batch, each run with the library's train_probe")
         q.add_argument("--from-name", default=None, help="reeval: saved models of this name (default --recipe)")
+        q.add_argument("--names", nargs="*", default=[], help="compare: run names (saved with --save) to compare")
     a = p.parse_args(argv)
     r = make_recipe(a.recipe, a.set)
     name = a.name or a.recipe
     log = Path(a.log)
-    if a.cmd == "check-library":
+    if a.cmd == "library-run":
+        for seed in a.seeds:
+            for st in a.settings:
+                library_run(r, name, resolve(st), seed, a, log)
+    elif a.cmd == "compare":
+        compare_runs(a, log)
+    elif a.cmd == "check-library":
         check_library(a)
     elif a.cmd == "render":  # pre-render (sequentially) what parallel `run`s will share
         for seed in a.seeds:
@@ -716,6 +743,138 @@ def main(argv=None) -> None:
         run_probe(r, name, a, log)
     elif a.cmd == "reeval":
         run_reeval(r, name, a, log)
+
+
+def compare_runs(a, log: Path) -> None:
+    """Weights / val / 5-NN / speed of the same units under different run names (e.g. ISA pinning)."""
+    import torch
+
+    recs = {}
+    for line in open(log):
+        x = json.loads(line)
+        if x["kind"] == "unit" and x["name"] in a.names:
+            recs[(x["name"], x["setting"], x["seed"])] = x
+    for seed in a.seeds:
+        for s in a.settings:
+            key = resolve(s)
+            base = None
+            for n in a.names:
+                rec = recs.get((n, key, seed))
+                if rec is None:
+                    print(f"{n} {key} s{seed}: missing")
+                    continue
+                state = torch.load(OUT / "models" / n / f"{key}_s{seed}.pt", map_location="cpu")["model"]
+                line = (f"{n:>16} {key} s{seed}: digest {rec['weights_digest']} val {rec['val_acc']:.2f} "
+                        f"5-NN {rec['knn_mean']:.3f} train cpu {rec['pretrain']['cpu_s']}s "
+                        f"({rec['pretrain']['train_images'] * rec['recipe']['epochs'] / rec['pretrain']['cpu_s']:.0f} img/cpu-s) "
+                        f"isa {rec['env']['cpu_capability']}")
+                if base is None:
+                    base = (n, state, rec)
+                else:
+                    diffs = [(state[k].float() - base[1][k].float()) for k in state if state[k].is_floating_point()]
+                    mx = max(float(d.abs().max()) for d in diffs)
+                    rel = math.sqrt(sum(float((d ** 2).sum()) for d in diffs)) / math.sqrt(
+                        sum(float((base[1][k].float() ** 2).sum()) for k in state if state[k].is_floating_point()))
+                    dk = {t: round(rec["knn"][t] - base[2]["knn"][t], 2) for t in rec["knn"]}
+                    line += f" | vs {base[0]}: max|dw| {mx:.3g} rel L2 {rel:.3g} dval {rec['val_acc'] - base[2]['val_acc']:+.2f} d5NN {dk}"
+                print(line, flush=True)
+
+
+def register_library_arch(r: Recipe) -> str:
+    """Register this recipe's narrow ResNet as a timm model and a t2s_lib MODELS entry (in this process only)."""
+    import timm
+    from timm.models import register_model
+
+    from t2s_lib.train.models import MODELS
+
+    if r.arch.startswith("timm:"):
+        return r.arch[5:]
+    name = f"t2s_rn{''.join(map(str, r.layers))}_w{r.width}_s{r.stem_width}{'' if r.maxpool else '_nomp'}"
+    if name not in timm.list_models(name):
+        def factory(pretrained=False, **kwargs):
+            import torch
+            from timm.models.resnet import BasicBlock, ResNet
+
+            for k in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+                kwargs.pop(k, None)
+            w = r.width
+            m = ResNet(BasicBlock, tuple(r.layers), channels=(w, 2 * w, 4 * w, 8 * w), stem_width=r.stem_width,
+                       stem_type=r.stem_type, avg_down=r.avg_down, **kwargs)
+            if not r.maxpool:
+                m.maxpool = torch.nn.Identity()
+            return m
+
+        factory.__name__ = name
+        register_model(factory)
+    if name not in MODELS:
+        MODELS.add(name, name)
+    return name
+
+
+def library_run(r: Recipe, name: str, setting: str, seed: int, a, log: Path) -> None:
+    """The same unit through the library's own loop (t2s_lib.train.pretrain, PIL data path, per-epoch timm
+    schedule) and evaluate_backbone, with the recipe's knobs: checks that an integration reproduces it."""
+    import functools
+
+    import torch
+
+    import t2s_lib.train.data as tdata
+    from t2s_lib.evaluate.run import EvalOptions, evaluate_backbone
+    from t2s_lib.train.loop import PretrainConfig, pretrain
+    from t2s_lib.train.models import load_checkpoint
+
+    torch.set_num_threads(r.threads)
+    arch = register_library_arch(r)
+    folder = render(r, setting, seed)
+    x, y, m = load_images(folder)
+    tr, va = split_val(y, m, r.val_per_class, seed, r.val_split)
+    if r.val_split == "model" and r.val_img_per_class > 0:
+        sub_tr, sub_va = split_val(y[tr], m[tr], r.val_img_per_class, seed + 1, "image")
+        tr = tr[sub_tr]
+    # a train-only ImageFolder of symlinks, in the order load_images read the files
+    files = []
+    for c in sorted(p.name for p in folder.iterdir() if p.is_dir()):
+        files += [f for f in sorted((folder / c).iterdir()) if f.suffix.lower() in (".jpg", ".png")]
+    sub = OUT / "libsets" / f"{folder.parent.name}__{folder.name}"
+    if not sub.is_dir():
+        tmp = sub.with_name(sub.name + ".tmp")
+        for i in tr:
+            dst = tmp / files[i].parent.name / files[i].name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to(files[i])
+        os.replace(tmp, sub)
+    orig = tdata.train_transform
+    tdata.train_transform = functools.partial(orig, scale=(r.crop_min, 1.0))
+    out = OUT / "runs" / "library" / name / f"{setting}_s{seed}"
+    cfg = PretrainConfig(data=str(sub), out=str(out), arch=arch, epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
+                         weight_decay=r.weight_decay, warmup_epochs=0, min_lr=r.lr * r.min_lr_frac,
+                         img_size=r.img_size, auto_augment=None, mixup=0.0, cutmix=0.0, smoothing=r.smoothing,
+                         drop_path=r.drop_path, workers=0, seed=seed, device="cpu", progress=False)
+    t = Timer()
+    try:
+        ckpt = pretrain(cfg)
+    finally:
+        tdata.train_transform = orig
+    rec: dict[str, Any] = {"kind": "library", "name": name, "tag": a.tag, "setting": setting, "seed": seed,
+                           "recipe": r.to_dict(), "arch_registered": arch, "pretrain": t.done(),
+                           "train_images": int(len(tr)), "env": env_info(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    state = load_checkpoint(ckpt)
+    model = build_model(r, r.classes)
+    model.load_state_dict(state["model"])
+    rec["val_acc"] = round(val_accuracy(model, x[va], y[va], r), 2)
+    t = Timer()
+    knn = {}
+    for task in a.tasks:
+        knn[task] = evaluate_backbone(ckpt, task, EvalOptions(protocol="knn", img_size=r.img_size, max_train=a.max_train,
+                                                              max_test=a.max_test, device="cpu"))["value"]
+    rec["eval"] = t.done()
+    rec["knn"] = knn
+    rec["knn_mean"] = round(sum(knn.values()) / len(knn), 3)
+    lines = [json.loads(l) for l in open(out / "metrics.jsonl")]
+    rec["train_loss"] = lines[-1]["train_loss"]
+    append(log, rec)
+    print(f"[{name}] library loop {setting} s{seed}: val {rec['val_acc']}% loss {rec['train_loss']:.3f} 5-NN mean "
+          f"{rec['knn_mean']:.2f} {knn} | train {rec['pretrain']}", flush=True)
 
 
 def check_library(a) -> None:
@@ -796,14 +955,14 @@ def run_probe(r: Recipe, name: str, a, log: Path) -> None:
             train = _subset(t.dataset("train"), a.max_train, 0)
             test = _subset(t.dataset("test"), a.max_test, 1)
             res = {}
-            for proto, lr, bs in (("linear", 0.01, 128), ("finetune", 0.01, 32)):
-                for cache in ((True,) if proto == "linear" else (False,)):
-                    tm = Timer()
-                    cfg = ProbeConfig(protocol=proto, epochs=a.probe_epochs, lr=lr, batch_size=bs, weight_decay=0.0,
-                                      img_size=r.img_size, cache_features=cache, workers=0, seed=0)
-                    out = train_probe(model, train, test, t.num_classes, cfg)
-                    res[proto] = {"top1": round(out["top1"], 2), **tm.done(), "lr": lr, "batch": bs,
-                                  "epochs": a.probe_epochs, "cache_features": cache}
+            for spec in a.probe_configs:  # protocol:epochs:lr:batch
+                proto, ep, lr, bs = spec.split(":")
+                cache = proto == "linear"
+                tm = Timer()
+                cfg = ProbeConfig(protocol=proto, epochs=int(ep), lr=float(lr), batch_size=int(bs), weight_decay=0.0,
+                                  img_size=r.img_size, cache_features=cache, workers=0, seed=0)
+                out = train_probe(model, train, test, t.num_classes, cfg)
+                res[spec] = {"top1": round(out["top1"], 2), **tm.done(), "cache_features": cache}
             rec = {"kind": "probe", "name": name, "tag": a.tag, "setting": setting, "seed": seed, "task": task,
                    "max_train": a.max_train, "max_test": a.max_test, "probe": res, "env": env_info(),
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
