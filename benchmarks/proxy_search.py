@@ -11,17 +11,25 @@ validation split of the rendered set, an in-memory tensor training loop (JPEGs d
 augmentation on tensors, per-iteration LR schedule) and 5-NN on cached task tensors. The 5-NN
 itself is the library's (``t2s_lib.evaluate.knn.knn_accuracy``), and the task subsets / eval
 transform are the library's (``_subset`` with ``max_train``/``max_test``, ``eval_transform``), so the
-numbers are those ``evaluate_backbone`` gives for the same weights (checked by ``--check-library``).
+numbers are those ``evaluate_backbone`` gives for the same weights (checked by the ``check-library`` subcommand).
 
 Examples::
 
     export T2S_CACHE=/work/main/.cache T2S_RUNS=/work/scratch/proxy/runs
     PY="env PYTHONPATH=$PWD /work/main/.venv/bin/python"
-    $PY benchmarks/proxy_search.py run --recipe p32 --settings all_off domain_randomization --seeds 0 1
+    $PY benchmarks/proxy_search.py run --recipe proxy32 --settings all_off domain_randomization --seeds 0 1
     $PY benchmarks/proxy_search.py run --recipe p32 --set epochs=20 lr=2e-3 --name p32_e20 --settings all_off
-    $PY benchmarks/proxy_search.py scratch --recipe p32 --seeds 0 1 2      # random-init baseline rows
-    $PY benchmarks/proxy_search.py summary --name p32                        # SNR table from the log
-    $PY benchmarks/proxy_search.py probe --recipe p32 --settings all_off --tasks digits textures  # linear vs finetune
+    $PY benchmarks/proxy_search.py scratch --recipe proxy32 --seeds 0 1 2      # random-init baseline rows
+    $PY benchmarks/proxy_search.py summary --name proxy32                        # SNR table from the log
+    $PY benchmarks/proxy_search.py table --from-name proxy32                     # one row per configuration
+    $PY benchmarks/proxy_search.py run --recipe proxy32 --settings bg --save --name iso_avx2   # with
+        ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 in the environment; then
+    $PY benchmarks/proxy_search.py compare --names proxy32 iso_avx2 --settings bg  # weights / val / 5-NN diffs
+    $PY benchmarks/proxy_search.py probe --recipe proxy32 --settings bg scratch --tasks digits animals  # linear vs finetune
+    $PY benchmarks/proxy_search.py library-run --recipe proxy32 --settings bg   # same unit through t2s_lib.train.pretrain
+
+Run two units at a time (two processes, one torch thread each: ``threads: 1`` in the recipe); two
+threads in one process were 2.3x slower and not bit-identical to one.
 """
 
 from __future__ import annotations
@@ -102,11 +110,10 @@ class Recipe:
 
 
 RECIPES: dict[str, dict[str, Any]] = {
-    # today's cpu profile, approximated with this harness (resnet10t at 64 px, full-strength aug off
-    # here: the library loop is the reference for that one, see `legacy` in the doc)
-    "r10t64": dict(arch="timm:resnet10t", img_size=64, images_per_class=40, val_per_class=10, epochs=10,
-                   batch_size=32, lr=1e-3, warmup_frac=0.0),
+    # base of the search (docs/PROXY_PROTOCOL.md): the dataclass defaults, 15 epochs
     "p32": dict(),
+    # the chosen CPU proxy protocol: p32 trained for 30 epochs (see docs/PROXY_PROTOCOL.md)
+    "proxy32": dict(epochs=30),
 }
 
 
@@ -694,7 +701,8 @@ def summarize(log: Path, name: str, tag: str | None = None, quiet: bool = False)
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for cmd in ("run", "scratch", "summary", "probe", "reeval", "render", "check-library", "compare", "library-run"):
+    for cmd in ("run", "scratch", "summary", "probe", "reeval", "render", "check-library", "compare", "library-run",
+                "table"):
         q = sub.add_parser(cmd)
         q.add_argument("--recipe", default="p32")
         q.add_argument("--set", nargs="*", default=[], help="recipe overrides key=value")
@@ -716,7 +724,9 @@ def main(argv=None) -> None:
     r = make_recipe(a.recipe, a.set)
     name = a.name or a.recipe
     log = Path(a.log)
-    if a.cmd == "library-run":
+    if a.cmd == "table":
+        search_table(log, scratch_name=a.from_name)
+    elif a.cmd == "library-run":
         for seed in a.seeds:
             for st in a.settings:
                 library_run(r, name, resolve(st), seed, a, log)
@@ -778,6 +788,44 @@ def compare_runs(a, log: Path) -> None:
                     dk = {t: round(rec["knn"][t] - base[2]["knn"][t], 2) for t in rec["knn"]}
                     line += f" | vs {base[0]}: max|dw| {mx:.3g} rel L2 {rel:.3g} dval {rec['val_acc'] - base[2]['val_acc']:+.2f} d5NN {dk}"
                 print(line, flush=True)
+
+
+def search_table(log: Path, scratch_name: str | None = None) -> None:
+    """One row per configuration name in the log: what changed vs the base recipe and its numbers."""
+    import numpy as np
+
+    rows = [json.loads(l) for l in open(log)]
+    names = []
+    for x in rows:
+        if x["kind"] == "unit" and x["name"] not in names:
+            names.append(x["name"])
+    base = Recipe().to_dict()
+    scratch = [x["knn_mean"] for x in rows if x["kind"] == "scratch" and x["name"] == scratch_name]
+    print("| name | changes vs p32 base | eval caps | units (settings x seeds) | val % on held-out objects (x chance), min-max over settings | "
+          "5-NN mean, min-max over settings | across-setting SD / pooled seed SD = SNR | best - scratch | train CPU s | "
+          "render CPU s | eval CPU s | train wall s (load) |")
+    print("|" + "---|" * 12)
+    for n in names:
+        us = [x for x in rows if x["kind"] == "unit" and x["name"] == n]
+        rec = us[-1]["recipe"]
+        diff = {k: v for k, v in rec.items() if k in base and base[k] != v}
+        summ = summarize(log, n, quiet=True)
+        st = summ["stats"]["mean"]
+        sets = summ["settings"]
+        vmin = min(np.mean(v["val_acc"]) for v in sets.values())
+        vmax = max(np.mean(v["val_acc"]) for v in sets.values())
+        chance = 100 / rec["classes"]
+        kmin = min(np.mean(v["knn_mean"]) for v in sets.values())
+        kmax = max(np.mean(v["knn_mean"]) for v in sets.values())
+        seeds = sorted({u["seed"] for u in us})
+        snr = f"{st['across_sd']:.2f} / {st['within_sd']:.2f} = {st['snr']}" if st["snr"] else f"{st['across_sd']:.2f} / - "
+        bms = f"{kmax - np.mean(scratch):+.1f}" if scratch and us[-1]["max_train"] == 5000 else "-"
+        rc = [u["render"]["child_cpu_s"] for u in us if not u["render"]["cached"]]
+        print(f"| {n} | {', '.join(f'{k}={v}' for k, v in diff.items()) or '-'} | {us[-1]['max_train']}/{us[-1]['max_test']} | "
+              f"{len(us)} ({len(sets)} x {len(seeds)}) | {vmin:.1f}-{vmax:.1f} ({vmin / chance:.1f}-{vmax / chance:.1f}x) | "
+              f"{kmin:.1f}-{kmax:.1f} | {snr} | {bms} | {np.mean([u['pretrain']['cpu_s'] for u in us]):.0f} | "
+              f"{(np.mean(rc) if rc else float('nan')):.0f} | {np.mean([u['eval']['cpu_s'] for u in us]):.1f} | "
+              f"{np.mean([u['pretrain']['wall_s'] for u in us]):.0f} ({np.mean([u['pretrain']['load1'] for u in us]):.1f}) |")
 
 
 def register_library_arch(r: Recipe) -> str:
@@ -844,7 +892,19 @@ def library_run(r: Recipe, name: str, setting: str, seed: int, a, log: Path) -> 
             dst.symlink_to(files[i])
         os.replace(tmp, sub)
     orig = tdata.train_transform
-    tdata.train_transform = functools.partial(orig, scale=(r.crop_min, 1.0))
+
+    def patched_train_transform(img_size, *, auto_augment=None, interpolation="bicubic", scale=None):
+        # NB timm's create_transform adds ColorJitter(0.4) whenever auto_augment is None (the library's
+        # train_transform has no knob for it); the recipe's jitter (default 0) is passed explicitly here.
+        from timm.data import create_transform
+
+        tdata._patch_timm_posterize()
+        return create_transform(img_size, is_training=True, auto_augment=auto_augment or None, interpolation=interpolation,
+                                scale=(r.crop_min, 1.0), re_prob=0.0, hflip=0.5,
+                                color_jitter=(r.jitter if r.jitter > 0 else None))
+
+    tdata.train_transform = patched_train_transform if a.tag != "timm-default-jitter" else \
+        functools.partial(orig, scale=(r.crop_min, 1.0))
     out = OUT / "runs" / "library" / name / f"{setting}_s{seed}"
     cfg = PretrainConfig(data=str(sub), out=str(out), arch=arch, epochs=r.epochs, batch_size=r.batch_size, lr=r.lr,
                          weight_decay=r.weight_decay, warmup_epochs=0, min_lr=r.lr * r.min_lr_frac,
