@@ -42,9 +42,8 @@ import math
 import os
 import platform
 import resource
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
