@@ -7,7 +7,12 @@ It is the cpu profile's backbone: at 32 px it costs ~0.7-0.9 ms of one core per 
 (forward, backward and AdamW) against 2.35 ms for the full-width resnet10t, which is what lets 30
 epochs of 4 500 images fit in about a minute (docs/PROXY_PROTOCOL.md: the search that chose it).
 It has four ResNet stages like the paper's ResNet-50, so the stage-wise CKA runs unchanged.
-Never has pretrained weights: it is built from scratch like every backbone of the study.
+
+``resnet18t_w32`` / ``resnet34t_w32``: the same stem and width with the block counts of ResNet-18
+(2-2-2-2) and ResNet-34 (3-4-6-3), the backbone sizes of the scaling study at the cpu scale (the
+paper compares ResNet-18/50/101; three depths of one family is the CPU-affordable analogue).
+
+None has pretrained weights: it is built from scratch like every backbone of the study.
 """
 
 from __future__ import annotations
@@ -22,16 +27,32 @@ __all__: list[str] = []
 # timm reads a module's ``default_cfgs`` when a model is registered: an entry without weights
 # (``url`` empty) describes input size and normalisation and keeps timm from warning that the
 # model has no pretrained configuration.
-default_cfgs = {
-    "resnet10t_w32": {"url": "", "num_classes": 1000, "input_size": (3, 32, 32), "pool_size": (1, 1),
-                      "crop_pct": 0.875, "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406),
-                      "std": (0.229, 0.224, 0.225), "first_conv": "conv1.0", "classifier": "fc"},
-}
+_CFG = {"url": "", "num_classes": 1000, "input_size": (3, 32, 32), "pool_size": (1, 1), "crop_pct": 0.875,
+        "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+        "first_conv": "conv1.0", "classifier": "fc"}
+default_cfgs = {name: dict(_CFG) for name in ("resnet10t_w32", "resnet18t_w32", "resnet34t_w32")}
+
+
+def _half_width_t(name: str, layers: tuple[int, int, int, int], pretrained: bool, kwargs: dict[str, Any]) -> ResNet:
+    """A BasicBlock ResNet-T (deep-tiered stem, average-pool downsampling) at half width."""
+    args = dict(block=BasicBlock, layers=layers, channels=(32, 64, 128, 256), stem_width=16,
+                stem_type="deep_tiered", avg_down=True)
+    return build_model_with_cfg(ResNet, name, pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def resnet10t_w32(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """ResNet-10-T at half width (channels 32-64-128-256, stem 16)."""
-    args = dict(block=BasicBlock, layers=(1, 1, 1, 1), channels=(32, 64, 128, 256), stem_width=16,
-                stem_type="deep_tiered", avg_down=True)
-    return build_model_with_cfg(ResNet, "resnet10t_w32", pretrained, **dict(args, **kwargs))
+    return _half_width_t("resnet10t_w32", (1, 1, 1, 1), pretrained, kwargs)
+
+
+@register_model
+def resnet18t_w32(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-18 block counts (2-2-2-2) with the resnet10t_w32 stem and widths."""
+    return _half_width_t("resnet18t_w32", (2, 2, 2, 2), pretrained, kwargs)
+
+
+@register_model
+def resnet34t_w32(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-34 block counts (3-4-6-3) with the resnet10t_w32 stem and widths."""
+    return _half_width_t("resnet34t_w32", (3, 4, 6, 3), pretrained, kwargs)

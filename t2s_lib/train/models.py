@@ -25,6 +25,9 @@ MODELS.add("resnet10t", "resnet10t")
 # resnet10t at half width (t2s_lib.train.archs, registered with timm on import): the cpu profile's
 # backbone, chosen by measurement (docs/PROXY_PROTOCOL.md).
 MODELS.add("resnet10t_w32", "resnet10t_w32")
+# deeper half-width ResNet-Ts: the backbone sizes of the scaling study at the cpu scale
+MODELS.add("resnet18t_w32", "resnet18t_w32")
+MODELS.add("resnet34t_w32", "resnet34t_w32")
 
 
 def create_backbone(arch: str, num_classes: int = 0, *, drop_path_rate: float = 0.0, **kwargs: Any):
