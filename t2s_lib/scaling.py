@@ -129,7 +129,7 @@ def point_spec(prof: Profile, axis: str | None, value: Any):
 
 def build_scaling(prof: Profile, *, log: Callable[[str], None] = print) -> dict[str, Path]:
     """Build (or finish, or reuse) every point's table; returns ``{table name: folder}``."""
-    from .rewards.build import build_table
+    from .rewards.build import adopt_cells, build_table
 
     tables: dict[str, Path] = {}
     todo = [("base", None, None)] + [(name, axis, value) for axis, value, name in points(prof) if name != "base"]
@@ -137,7 +137,10 @@ def build_scaling(prof: Profile, *, log: Callable[[str], None] = print) -> dict[
         if name in tables:
             continue
         folder = prof.layout.scaling_table(name)
-        result = build_table(folder, point_spec(prof, axis, value), executor=prof.rewards.executor,
+        spec = point_spec(prof, axis, value)
+        # the base point's backbones are the study's own reward-table cells: train them once
+        adopt_cells(folder, spec, prof.layout.rewards, log=log)
+        result = build_table(folder, spec, executor=prof.rewards.executor,
                              max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
                              slurm=prof.rewards.slurm, log=log)
         if result.failed:

@@ -194,3 +194,35 @@ def test_slurm_job_array_specification(tiny, tmp_path, monkeypatch):
     again = jobs[0].checkpoint()
     assert isinstance(again, submitit.helpers.DelayedSubmission)
     assert again.function.cell == jobs[0].cell and again.function.gpus == 4
+
+
+def test_adopted_cells_reuse_backbones_and_agree_with_training_them(tiny, reference, tmp_path):
+    """A table of the same experiment (here: with a linear probe added) adopts the reference's
+    pre-trained cells instead of training them again; its 5-NN numbers are the reference's."""
+    import dataclasses
+
+    from t2s_lib.rewards.build import adopt_cells
+
+    base = spec_from_profile(tiny)
+    lin = {"img_size": 16, "epochs": 2, "hparams": "given", "lr": 0.1, "batch_size": 32, "weight_decay": 0.0,
+           "cache_features": True, "max_train": 200, "max_test": 100, "feature_batch": 64, "workers": 0}
+    spec = dataclasses.replace(base, linear=lin)
+    out = tmp_path / "adopting"
+    adopted = adopt_cells(out, spec, reference, log=lambda *_: None)
+    assert sorted(adopted) == sorted(c.name for c in spec.cells() if not c.is_scratch)
+    ckpt = cell_dir(out, spec.cells()[0]) / "pretrain" / "checkpoint.pt"
+    assert ckpt.read_bytes() == (cell_dir(reference, spec.cells()[0]) / "pretrain" / "checkpoint.pt").read_bytes()
+    assert json.loads((cell_dir(out, spec.cells()[0]) / "cell.json").read_text())["adopted_from"]
+    result = build_table(out, spec, log=lambda *_: None)
+    assert not result.failed
+    assert json.loads((out / "reward_table.json").read_text()) == json.loads((reference / "reward_table.json").read_text())
+    assert (cell_dir(out, spec.cells()[0]) / "linear" / "digits.json").is_file()
+    # nothing pre-trained again: every adopted cell kept the reference's pre-training time
+    for cell in spec.cells():
+        if not cell.is_scratch:
+            assert not (cell_dir(out, cell) / "images").exists()
+            assert json.loads((cell_dir(out, cell) / "cell.json").read_text())["pretrain_seconds"] == json.loads(
+                (cell_dir(reference, cell) / "cell.json").read_text())["pretrain_seconds"]
+    # another experiment (a different recipe) adopts nothing
+    other = spec_from_profile(load_profile(tiny.profile_file, overrides={"pretrain.recipe.epochs": 2}))
+    assert adopt_cells(tmp_path / "other", other, reference, log=lambda *_: None) == []

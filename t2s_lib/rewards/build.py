@@ -22,6 +22,8 @@ several GPUs per job run torchrun inside the job).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +170,59 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
         (table / "failed.json").unlink()
     done = [c.name for c in cells if cell_done(table, spec, c)]
     return BuildResult(table, done, failures, skipped, time.perf_counter() - t0)
+
+
+def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,
+                log: Callable[[str], None] = print) -> list[str]:
+    """Reuse the pre-trained backbones (and 5-NN results) of another table whose cells are the same
+    experiment: identical render job, recipe and pre-training seed, and for 5-NN results identical
+    options. Pending cells of ``spec`` that ``source`` has completed get its ``cell.json`` and
+    ``pretrain/`` (hard links where the file system allows, else copies) and its 5-NN files for the
+    shared tasks; whatever else the cell needs (other tasks, linear probes) is then run as usual.
+    Returns the names of the adopted cells. A source with a different experiment adopts nothing."""
+    table, source = Path(table), Path(source)
+    if not (source / "spec.json").is_file():
+        return []
+    src = read_spec(source)
+    if src.render != spec.render or src.recipe != spec.recipe:
+        return []
+    same_knn = src.knn == spec.knn
+    adopted = []
+    for cell in spec.cells():
+        if cell.is_scratch or cell_done(table, spec, cell) or (cell_dir(table, cell) / "cell.json").is_file():
+            continue
+        origin = cell_dir(source, cell)
+        if not (origin / "cell.json").is_file() or not (origin / "pretrain" / "checkpoint.pt").is_file():
+            continue
+        dest = cell_dir(table, cell)
+        staging = dest.with_name(dest.name + ".adopting")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(origin / "pretrain", staging / "pretrain",
+                        copy_function=_link_or_copy)
+        if same_knn:
+            for task in set(src.tasks) & set(spec.tasks):
+                for path_of in (knn_path,) + ((knn_val_path,) if src.validation and spec.validation else ()):
+                    found = path_of(source, cell, task)
+                    if found.is_file():
+                        target = staging / found.relative_to(origin)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(found, target)
+        manifest = json.loads((origin / "cell.json").read_text())
+        write_json(staging / "cell.json", {**manifest, "adopted_from": str(origin)})
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)  # an unfinished attempt of this cell (no cell.json)
+        staging.rename(dest)  # cell.json appears together with its backbone
+        adopted.append(cell.name)
+    if adopted:
+        log(f"[rewards] adopted {len(adopted)} pre-trained cell(s) from {source}: {', '.join(adopted)}")
+    return adopted
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def collect_rows(table: Path, spec: RewardSpec) -> list[dict[str, Any]]:
