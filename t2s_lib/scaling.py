@@ -90,7 +90,12 @@ def point_profile(prof: Profile, axis: str, value: Any) -> Profile:
     if axis not in AXES:
         raise T2SError(f"unknown scaling axis {axis!r}", f"use one of: {', '.join(AXES)}")
     render = dataclasses.replace(prof.pretrain.render, **{axis: int(value)})
-    return dataclasses.replace(prof, pretrain=dataclasses.replace(prof.pretrain, render=render))
+    pretrain = dataclasses.replace(prof.pretrain, render=render)
+    if axis == "models_per_class" and pretrain.recipe.get("val_by") == "model":
+        # holding out whole models would leave 1 of 2 models per class in training: hold out images
+        # instead (the same 15 % of the images), so the backbone trains on every model of the point
+        pretrain = dataclasses.replace(pretrain, recipe={**pretrain.recipe, "val_by": "image"})
+    return dataclasses.replace(prof, pretrain=pretrain)
 
 
 def base_value(prof: Profile, axis: str) -> Any:
@@ -98,8 +103,19 @@ def base_value(prof: Profile, axis: str) -> Any:
     if axis == "arch":
         return prof.pretrain.config().arch
     if axis == "models_per_class":
-        return prof.pretrain.render.models_per_class or "all"
+        return prof.pretrain.render.models_per_class or mean_models_per_class(prof)
     return getattr(prof.pretrain.render, axis)
+
+
+def mean_models_per_class(prof: Profile) -> float:
+    """Mean number of 3D models per class of the profile's base set when it uses every model: where
+    the base point sits on the models-per-class axis."""
+    from .assets.library import load_library, select_classes
+
+    render = prof.pretrain.render
+    lib = load_library(prof.render.library)
+    names = select_classes(lib, render.classes or len(lib.classes), render.class_rule)
+    return round(float(np.mean([len(lib.classes[n]) for n in names])), 1)
 
 
 def points(prof: Profile) -> list[tuple[str, Any, str]]:
@@ -211,7 +227,9 @@ def plot_axis(means: pd.DataFrame, axis: str, protocol: str, base: Any):
             ax.set_xticks(np.arange(len(order)), order)
         else:
             ax.set_xscale("log")
-            ax.set_xticks(np.asarray(order, dtype=float), [str(v) for v in order])
+            labels = [f"all ({v})" if axis == "models_per_class" and v == base and not float(v).is_integer()
+                      else str(v) for v in order]
+            ax.set_xticks(np.asarray(order, dtype=float), labels)
             ax.minorticks_off()
         ax.set_xlabel(AXIS_LABELS[axis])
         ax.set_ylabel(f"mean {protocol} accuracy (%)")

@@ -1,0 +1,87 @@
+"""The scaling studies' pure parts: axis points, where the base sits on each axis, per-doubling
+slopes and the verdicts recorded in figures/INDEX.md (the tables themselves are built by the
+reward-table builder, tested in test_rewards.py, and notebook 07 runs at the smoke profile under nbval)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from t2s_lib import scaling
+from t2s_lib.profiles import load_profile
+
+
+@pytest.fixture(scope="module")
+def cpu(lib):
+    return load_profile("cpu")
+
+
+def test_points_share_the_base_and_change_one_thing(cpu):
+    pts = scaling.points(cpu)
+    names = [name for _, _, name in pts]
+    assert len(set(names) - {"base"}) == len([n for n in names if n != "base"])  # one table per non-base point
+    for axis in scaling.AXES:
+        values = getattr(cpu.scaling.axes, axis)
+        if values:
+            assert len(set(values) | {scaling.base_value(cpu, axis)}) >= (3 if axis == "arch" else 4)
+    p = scaling.point_profile(cpu, "classes", 5)
+    assert p.pretrain.render.classes == 5 and p.pretrain.recipe == cpu.pretrain.recipe
+    a = scaling.point_profile(cpu, "arch", "resnet18t_w32")
+    assert a.pretrain.recipe["arch"] == "resnet18t_w32" and a.pretrain.render == cpu.pretrain.render
+
+
+def test_models_axis_holds_out_images_so_every_model_is_trained_on(cpu):
+    p = scaling.point_profile(cpu, "models_per_class", 2)
+    assert p.pretrain.render.models_per_class == 2
+    assert cpu.pretrain.recipe["val_by"] == "model" and p.pretrain.recipe["val_by"] == "image"
+    # the base uses every model: it sits at the mean model count of its classes
+    base = scaling.base_value(cpu, "models_per_class")
+    assert isinstance(base, float) and base >= 6  # most_models picks classes with >= 6 models
+
+
+def test_random_settings_are_seeded_distinct_settings():
+    a, b = scaling.random_settings(4, seed=0), scaling.random_settings(4, seed=0)
+    assert a == b and len(set(a)) == 4 and scaling.random_settings(4, seed=1) != a
+
+
+def _means(values, methods):
+    rows = []
+    for method, accs in methods.items():
+        for v, acc in zip(values, accs):
+            rows.append({"axis": "images", "value": v, "method": method, "protocol": "linear probe", "split": "seen",
+                         "mean": acc, "sd": 0.5, "seeds": 2})
+    return pd.DataFrame(rows)
+
+
+def test_slope_is_points_per_doubling_and_the_verdict_follows_the_numbers():
+    values = [1000, 2000, 4000, 8000]
+    means = _means(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 44, 48, 52],
+                            "random": [45, 46, 47, 48]})
+    assert scaling.slope(means, "images", "task2sim", "linear probe", "seen", base=4000) == pytest.approx(2.0)
+    assert scaling.slope(means, "images", "domain_randomization", "linear probe", "seen", base=4000) == pytest.approx(4.0)
+    verdict, sentence = scaling.axis_finding(means, "images", "seen", base=4000)
+    assert verdict == "holds" and "DR 52.0 vs Task2Sim 56.0" in sentence  # DR faster, still behind
+    flipped = _means(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 50, 60, 70],
+                              "random": [45, 46, 47, 48]})
+    assert scaling.axis_finding(flipped, "images", "seen", base=4000)[0] == "partly holds"  # DR overtakes
+    flat = _means(values, {"task2sim": [56, 54, 52, 50], "domain_randomization": [52, 50, 48, 46],
+                           "random": [45, 46, 47, 48]})
+    assert scaling.axis_finding(flat, "images", "seen", base=4000)[0] == "partly holds"  # DR behind, not faster
+    assert np.isnan(scaling.slope(means.iloc[:1], "images", "task2sim", "linear probe", "seen", base=1000))
+
+
+def test_base_with_every_model_plots_at_its_mean_count(cpu):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    base = scaling.base_value(cpu, "models_per_class")
+    means = _means([1, 2, 4], {"task2sim": [50, 52, 54], "domain_randomization": [40, 44, 48]})
+    means["axis"] = "models_per_class"
+    extra = means.iloc[:2].copy()
+    extra["axis"], extra["value"], extra["mean"] = "base", "base", [57.0, 50.0]
+    means = pd.concat([means, extra], ignore_index=True)
+    fig = scaling.plot_axis(means, "models_per_class", "linear probe", base)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["1", "2", "4", f"all ({base})"]
+    assert scaling.slope(means, "models_per_class", "task2sim", "linear probe", "seen", base) > 0
