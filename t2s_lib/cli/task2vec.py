@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "task2vec",
         help="Task2Vec embedding of a task (Monte-Carlo Fisher of a ResNet probe)",
         description="Options default to the profile's task2vec section (cpu: 32 px, 2000 images, 1024 Fisher draws). "
-                    "Without --probe-checkpoint the probe is a fixed-seed random-init ResNet (stated in the metadata).",
+                    "The probe: --probe-checkpoint, else the profile's probe_checkpoint, else the probe its probe_recipe "
+                    "trains (once per machine, cached), else a fixed-seed random-init ResNet; the metadata names it.",
     )
     p.add_argument("--task", help="registered task name (t2s data list) or an ImageFolder path")
     p.add_argument("--out", help="output .npz (a .json with metadata is written beside it)")

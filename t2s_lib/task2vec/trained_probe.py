@@ -3,8 +3,9 @@
 The paper's probe is an ImageNet ResNet-18; none can be downloaded here, and a randomly initialised
 probe separates the offline tasks only weakly (their vectors sit at cosine 0.83-0.98 to each other).
 This trains a torchvision-layout ResNet-18 with the project's own pre-training on a rendered set
-(by default domain randomisation over every class of the object library): a probe that has seen
-many objects, views, lights and materials. It is built once per machine and cached by recipe hash
+(the recipe's setting over every class of the object library; the cpu profile uses varying
+backgrounds, since domain randomisation stays at chance at this budget): a probe that has seen many
+objects and scenes. It is built once per machine and cached by recipe hash
 under ``<cache>/probes/<hash>/`` (``checkpoint.pt``, ``recipe.json``, ``metrics.jsonl``); the
 embedding's metadata names the checkpoint by its sha256, so vectors of different probes are never
 compared.
