@@ -147,3 +147,36 @@ def measured_k_curves(prof: Profile, small: Mapping[str, Any], budgets=None) -> 
     live_budgets = tuple(range(1, len(problem.table.keys) + 1))
     out["live"] = k_curve_table(problem, live_budgets, measured_rows=validation_rows(prof, problem))
     return out
+
+
+def live_premise(prof: Profile, problem: PolicyProblem) -> dict[str, Any]:
+    """Task2Sim's premise measured on this study's table with the offline vectors: Spearman of
+    pairwise Task2Vec similarity against pairwise reward-row correlation (Mantel permutation p),
+    and how far apart tasks are in Task2Vec distance compared with two seeds of one task's vector
+    (the ``1.0, seed+1`` rows of notebook 02's fraction experiment)."""
+    import dataclasses
+
+    from ..task2vec import embed_task
+    from ..task2vec.distances import task2vec_distance
+    from ..task2vec.study import probe_checkpoint_of
+    from .analysis import similarity_vs_reward_correlation
+
+    out: dict[str, Any] = {
+        kind: similarity_vs_reward_correlation(problem, row_correlation=kind).to_dict() for kind in ("spearman", "pearson")}
+    tasks = problem.all_tasks
+    H = problem.matrix(tasks)
+    between = [task2vec_distance(H[i], H[j]) for i in range(len(tasks)) for j in range(i + 1, len(tasks))]
+    sec = prof.task2vec
+    opts = sec.options(probe_checkpoint=probe_checkpoint_of(prof))
+    seed_pairs = []
+    for task in sec.fraction_tasks:  # the noise floor notebook 02 measured (cached embeddings)
+        one = embed_task(task, opts, device=prof.device, threads=sec.threads)
+        two = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=prof.device, threads=sec.threads)
+        seed_pairs.append(task2vec_distance(one.hessian, two.hessian))
+    out["between_task_distance_mean"] = float(np.mean(between))
+    out["between_task_distance_min"] = float(np.min(between))
+    if seed_pairs:
+        out["seed_to_seed_distance_mean"] = float(np.mean(seed_pairs))
+        out["between_over_seed_ratio"] = out["between_task_distance_mean"] / out["seed_to_seed_distance_mean"]
+    out["n_tasks"] = len(tasks)
+    return out
