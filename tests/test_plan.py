@@ -54,5 +54,6 @@ def test_costs_scale_with_the_work():
 
     sizes = {t: (1000, 500, 10) for t in load_profile("cpu").evaluate.tasks}
     small = _rewards_stage(load_profile("cpu"), sizes)
-    double = _rewards_stage(load_profile("cpu", overrides={"pretrain.recipe.epochs": 20}), sizes)
+    epochs = load_profile("cpu").pretrain.recipe["epochs"]
+    double = _rewards_stage(load_profile("cpu", overrides={"pretrain.recipe.epochs": 2 * epochs}), sizes)
     assert double.train_gflop == pytest.approx(2 * small.train_gflop)
