@@ -50,13 +50,14 @@ def test_half_width_resnet10t_is_a_timm_model_with_four_stages():
     assert shapes == [(32, 8, 8), (64, 4, 4), (128, 2, 2), (256, 1, 1)]
 
 
-@pytest.mark.parametrize("arch,blocks", [("resnet18t_w32", [2, 2, 2, 2]), ("resnet34t_w32", [3, 4, 6, 3])])
-def test_deeper_half_width_resnets_have_their_block_counts(arch, blocks):
+@pytest.mark.parametrize("arch,blocks,width", [("resnet10t_w16", [1, 1, 1, 1], 128),
+                                               ("resnet18t_w32", [2, 2, 2, 2], 256), ("resnet34t_w32", [3, 4, 6, 3], 256)])
+def test_scaling_backbones_have_their_block_counts_and_widths(arch, blocks, width):
     from t2s_lib.train.models import create_backbone
 
     model = create_backbone(arch, 20)
     assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == blocks
-    assert model.layer4[0].conv1.out_channels == 256  # half of ResNet's 512
+    assert model.layer4[0].conv1.out_channels == width  # ResNet's is 512
 
 
 def test_memory_set_indexes_like_image_folder(toy_set):

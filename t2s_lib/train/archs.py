@@ -8,9 +8,11 @@ It is the cpu profile's backbone: at 32 px it costs ~0.7-0.9 ms of one core per 
 epochs of 4 500 images fit in about a minute (docs/PROXY_PROTOCOL.md: the search that chose it).
 It has four ResNet stages like the paper's ResNet-50, so the stage-wise CKA runs unchanged.
 
-``resnet18t_w32`` / ``resnet34t_w32``: the same stem and width with the block counts of ResNet-18
-(2-2-2-2) and ResNet-34 (3-4-6-3), the backbone sizes of the scaling study at the cpu scale (the
-paper compares ResNet-18/50/101; three depths of one family is the CPU-affordable analogue).
+``resnet10t_w16``: resnet10t at quarter width (0.31 M parameters). ``resnet18t_w32`` /
+``resnet34t_w32``: the same stem and width with the block counts of ResNet-18
+(2-2-2-2) and ResNet-34 (3-4-6-3). The scaling study compares backbone sizes at the cpu scale with
+resnet10t_w16 / resnet10t_w32 / resnet18t_w32 (0.31 / 1.24 / 2.81 M parameters; the paper
+compares ResNet-18/50/101, 11.7 / 25.6 / 44.5 M); resnet34t_w32 costs 3x resnet10t_w32 per image.
 
 None has pretrained weights: it is built from scratch like every backbone of the study.
 """
@@ -30,14 +32,22 @@ __all__: list[str] = []
 _CFG = {"url": "", "num_classes": 1000, "input_size": (3, 32, 32), "pool_size": (1, 1), "crop_pct": 0.875,
         "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
         "first_conv": "conv1.0", "classifier": "fc"}
-default_cfgs = {name: dict(_CFG) for name in ("resnet10t_w32", "resnet18t_w32", "resnet34t_w32")}
+default_cfgs = {name: dict(_CFG) for name in ("resnet10t_w16", "resnet10t_w32", "resnet18t_w32", "resnet34t_w32")}
 
 
-def _half_width_t(name: str, layers: tuple[int, int, int, int], pretrained: bool, kwargs: dict[str, Any]) -> ResNet:
-    """A BasicBlock ResNet-T (deep-tiered stem, average-pool downsampling) at half width."""
-    args = dict(block=BasicBlock, layers=layers, channels=(32, 64, 128, 256), stem_width=16,
-                stem_type="deep_tiered", avg_down=True)
+def _half_width_t(name: str, layers: tuple[int, int, int, int], pretrained: bool, kwargs: dict[str, Any],
+                  width: int = 32) -> ResNet:
+    """A BasicBlock ResNet-T (deep-tiered stem, average-pool downsampling) whose first stage has
+    ``width`` channels (32: half of ResNet's 64)."""
+    args = dict(block=BasicBlock, layers=layers, channels=tuple(width * m for m in (1, 2, 4, 8)),
+                stem_width=width // 2, stem_type="deep_tiered", avg_down=True)
     return build_model_with_cfg(ResNet, name, pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def resnet10t_w16(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-10-T at quarter width (channels 16-32-64-128, stem 8): the smallest scaling backbone."""
+    return _half_width_t("resnet10t_w16", (1, 1, 1, 1), pretrained, kwargs, width=16)
 
 
 @register_model

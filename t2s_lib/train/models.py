@@ -25,7 +25,8 @@ MODELS.add("resnet10t", "resnet10t")
 # resnet10t at half width (t2s_lib.train.archs, registered with timm on import): the cpu profile's
 # backbone, chosen by measurement (docs/PROXY_PROTOCOL.md).
 MODELS.add("resnet10t_w32", "resnet10t_w32")
-# deeper half-width ResNet-Ts: the backbone sizes of the scaling study at the cpu scale
+# quarter-width and deeper half-width ResNet-Ts: the backbone sizes of the scaling study at the cpu scale
+MODELS.add("resnet10t_w16", "resnet10t_w16")
 MODELS.add("resnet18t_w32", "resnet18t_w32")
 MODELS.add("resnet34t_w32", "resnet34t_w32")
 
