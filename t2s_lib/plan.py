@@ -23,7 +23,7 @@ from .profiles import Profile, load_profile
 
 #: Which notebook runs which stage (the study's order).
 NOTEBOOK_STAGES = {"01_render": "render", "02_task2vec": "task2vec", "03_rewards": "rewards", "04_evaluate": "evaluate",
-                   "05_policy": "policy", "06_cka": "cka"}
+                   "05_policy": "policy", "06_cka": "cka", "07_scaling": "scaling"}
 
 
 @lru_cache(maxsize=1)
@@ -281,6 +281,46 @@ def _cka_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCo
     return cost
 
 
+def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCost:
+    """Notebook 07 (``make study-full``): every non-base point's cells, plus the base point's cells
+    that notebook 03's table does not already hold (the base adopts those)."""
+    from . import scaling
+    from .rewards.spec import spec_from_profile
+
+    sec = prof.scaling
+    cost = StageCost("scaling", "07_scaling")
+    pts = [(axis, value, name) for axis, value, name in scaling.points(prof) if name != "base"]
+    if not pts:
+        cost.actions = ["no scaling axes in this profile"]
+        return cost
+    # which settings the policies pick is known only after notebook 05: count one per policy method
+    policies = [m for m in sec.methods if m in ("task2sim", "measured")]
+    n_settings = len(policies) + ("domain_randomization" in sec.methods) + (sec.random_draws if "random" in sec.methods else 0)
+    tasks = scaling.scaling_tasks(prof)
+    lin, knn = prof.evaluate.options("linear"), prof.evaluate.options("knn")
+    in_table = {(c.setting, c.seed) for c in spec_from_profile(prof).cells()}
+    base_new = n_settings * len(sec.seeds) - sum(1 for s in sec.seeds if ("1_1_1_1_1_3_0_1_1", s) in in_table) \
+        if "domain_randomization" in sec.methods else n_settings * len(sec.seeds)
+    for axis, value, name in [(None, None, "base")] + pts:
+        p = prof if axis is None else scaling.point_profile(prof, axis, value)
+        render, cfg = p.pretrain.render, p.pretrain.config()
+        cells = base_new if axis is None else n_settings * len(sec.seeds)
+        cost.render_images[render.img_size] = cost.render_images.get(render.img_size, 0) + cells * render.images
+        cost.train_gflop += 3 * cells * render.images * (1 - cfg.val_fraction) * cfg.epochs * _gflop(cfg.arch, cfg.img_size)
+        scratch = len(sec.seeds) if "scratch" in sec.methods else 0
+        for task in tasks:
+            train, test, _ = sizes[task]
+            n = min(train, knn.max_train or train) + min(test, knn.max_test or test)
+            n += min(train, lin.max_train or train) + min(test, lin.max_test or test)  # linear probe features
+            cost.forward_gflop += (cells + scratch) * n * _gflop(cfg.arch, knn.img_size)
+    axes = {a: getattr(sec.axes, a) for a in scaling.AXES if getattr(sec.axes, a)}
+    cost.actions = [f"{len(pts)} points besides the base ({', '.join(f'{a}: {v}' for a, v in axes.items())}), seeds {list(sec.seeds)}",
+                    f"~{n_settings} settings per point ({', '.join(sec.methods)}; assumes one distinct setting per "
+                    f"policy method: each more one adds a pre-training per point and seed)",
+                    f"5-NN and linear probe on {len(tasks)} task(s); the base point reuses notebook 03's cells"]
+    return cost
+
+
 def plan_study(profile: str | Profile) -> StudyPlan:
     """Validate the profile (errors raise) and collect what is missing and what each stage costs."""
     prof = load_profile(profile)
@@ -289,12 +329,13 @@ def plan_study(profile: str | Profile) -> StudyPlan:
 
     names = dict.fromkeys(prof.tasks.all + prof.evaluate.tasks + prof.cka.tasks + prof.task2vec.fraction_tasks
                           + [t for p in ("linear", "finetune") for t in prof.evaluate.protocol_tasks(p)]
-                          + spec_from_profile(prof).tasks)
+                          + spec_from_profile(prof).tasks + list(prof.scaling.tasks or []))
     sizes = {name: _task_sizes(prof, name, plan) for name in names}
     _check_assets(prof, plan)
     _check_devices(prof, plan)
     plan.stages = [_render_stage(prof), _task2vec_stage(prof, sizes), _rewards_stage(prof, sizes),
-                   _evaluate_stage(prof, sizes), _policy_stage(prof), _cka_stage(prof, sizes)]
+                   _evaluate_stage(prof, sizes), _policy_stage(prof), _cka_stage(prof, sizes),
+                   _scaling_stage(prof, sizes)]
     return plan
 
 

@@ -122,8 +122,10 @@ def points(prof: Profile) -> list[tuple[str, Any, str]]:
     """``(axis, value, table name)`` of every point; the profile's own values are the ``base`` table."""
     out = []
     for axis in AXES:
+        # (a base with every model is never one of the axis values: no need to read the library)
+        base = prof.pretrain.render.models_per_class if axis == "models_per_class" else base_value(prof, axis)
         for value in getattr(prof.scaling.axes, axis):
-            same = value == base_value(prof, axis)
+            same = value == base
             out.append((axis, value, "base" if same else f"{axis}-{value}"))
     return out
 
