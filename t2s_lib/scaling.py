@@ -147,7 +147,7 @@ def point_spec(prof: Profile, axis: str | None, value: Any):
 
 def build_scaling(prof: Profile, *, log: Callable[[str], None] = print) -> dict[str, Path]:
     """Build (or finish, or reuse) every point's table; returns ``{table name: folder}``."""
-    from .rewards.build import adopt_cells, build_table
+    from .rewards.build import adopt_cells, adopt_scratch, build_table
 
     tables: dict[str, Path] = {}
     todo = [("base", None, None)] + [(name, axis, value) for axis, value, name in points(prof) if name != "base"]
@@ -158,6 +158,8 @@ def build_scaling(prof: Profile, *, log: Callable[[str], None] = print) -> dict[
         spec = point_spec(prof, axis, value)
         # the base point's backbones are the study's own reward-table cells: train them once
         adopt_cells(folder, spec, prof.layout.rewards, log=log)
+        if name != "base":  # the untrained backbone's numbers do not depend on the point's images
+            adopt_scratch(folder, spec, prof.layout.scaling_table("base"), log=log)
         result = build_table(folder, spec, executor=prof.rewards.executor,
                              max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
                              slurm=prof.rewards.slurm, log=log)

@@ -226,3 +226,21 @@ def test_adopted_cells_reuse_backbones_and_agree_with_training_them(tiny, refere
     # another experiment (a different recipe) adopts nothing
     other = spec_from_profile(load_profile(tiny.profile_file, overrides={"pretrain.recipe.epochs": 2}))
     assert adopt_cells(tmp_path / "other", other, reference, log=lambda *_: None) == []
+
+
+def test_scratch_results_are_shared_by_tables_of_one_backbone(tiny, reference, tmp_path):
+    """The untrained backbone's numbers depend on architecture, seed and evaluation options only:
+    another image set (here: other images per set) with the same backbone adopts them unchanged."""
+    from t2s_lib.rewards.build import adopt_scratch
+    from t2s_lib.rewards.cells import knn_path
+
+    more = spec_from_profile(load_profile(tiny.profile_file, overrides={"pretrain.render.images": 24}))
+    out = tmp_path / "more-images"
+    assert sorted(adopt_scratch(out, more, reference, log=lambda *_: None)) == ["scratch/s0", "scratch/s1"]
+    scratch = [c for c in more.cells() if c.is_scratch]
+    for cell in scratch:
+        for task in more.tasks:
+            assert knn_path(out, cell, task).read_bytes() == knn_path(reference, cell, task).read_bytes()
+    # another architecture shares nothing
+    arch = spec_from_profile(load_profile(tiny.profile_file, overrides={"pretrain.recipe.arch": "resnet10t_w16"}))
+    assert adopt_scratch(tmp_path / "other-arch", arch, reference, log=lambda *_: None) == []

@@ -218,6 +218,41 @@ def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,
     return adopted
 
 
+def adopt_scratch(table: str | Path, spec: RewardSpec, source: str | Path, *,
+                  log: Callable[[str], None] = print) -> list[str]:
+    """Reuse another table's results for the randomly initialised backbone: a ``scratch`` cell's
+    numbers depend only on the architecture, the seed and the evaluation options, not on any image
+    set, so every point of a scaling axis with the same backbone shares them. Copies the 5-NN and
+    linear-probe files whose options match; returns the adopted cell names."""
+    table, source = Path(table), Path(source)
+    if not (source / "spec.json").is_file():
+        return []
+    src = read_spec(source)
+    if src.recipe.get("arch") != spec.recipe.get("arch"):
+        return []
+    kinds = ([knn_path] if src.knn == spec.knn else []) + (
+        [linear_path] if spec.linear is not None and src.linear == spec.linear else [])
+    adopted = []
+    for cell in spec.cells():
+        if not cell.is_scratch or cell_done(table, spec, cell):
+            continue
+        copied = 0
+        for path_of in kinds:
+            for task in spec.tasks:
+                found, target = path_of(source, cell, task), path_of(table, cell, task)
+                if found.is_file() and not target.is_file():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(f".{target.name}.adopting")
+                    shutil.copy2(found, tmp)
+                    tmp.rename(target)
+                    copied += 1
+        if copied:
+            adopted.append(cell.name)
+    if adopted:
+        log(f"[rewards] adopted scratch results from {source}: {', '.join(adopted)}")
+    return adopted
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
