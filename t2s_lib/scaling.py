@@ -204,10 +204,14 @@ def split_means(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _axis_order(values: list) -> list:
+    """Numeric axes ascending; backbones by their forward cost (smallest first)."""
     try:
         return sorted(values, key=float)
     except (TypeError, ValueError):
-        return list(values)
+        from .plan import throughput_table
+
+        flops = throughput_table()["forward_gflops_224"]
+        return sorted(values, key=lambda v: float(flops.get(str(v), float("inf"))))
 
 
 def plot_axis(means: pd.DataFrame, axis: str, protocol: str, base: Any):
@@ -231,7 +235,8 @@ def plot_axis(means: pd.DataFrame, axis: str, protocol: str, base: Any):
             ax.set_xticks(np.arange(len(order)), order)
         else:
             ax.set_xscale("log")
-            labels = [f"all ({v})" if axis == "models_per_class" and v == base and not float(v).is_integer()
+            # a base that uses every model is a float (the mean count): label it "all"
+            labels = [f"all ({v})" if axis == "models_per_class" and v == base and isinstance(base, float)
                       else str(v) for v in order]
             ax.set_xticks(np.asarray(order, dtype=float), labels)
             ax.minorticks_off()

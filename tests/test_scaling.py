@@ -85,3 +85,9 @@ def test_base_with_every_model_plots_at_its_mean_count(cpu):
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["1", "2", "4", f"all ({base})"]
     assert scaling.slope(means, "models_per_class", "task2sim", "linear probe", "seen", base) > 0
+
+
+def test_backbones_are_ordered_by_size():
+    assert scaling._axis_order(["resnet10t_w32", "resnet10t_w16", "resnet18t_w32"]) == [
+        "resnet10t_w16", "resnet10t_w32", "resnet18t_w32"]
+    assert scaling._axis_order([4500, 563, 1125]) == [563, 1125, 4500]
