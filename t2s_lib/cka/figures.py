@@ -8,7 +8,6 @@ from typing import Any, Mapping, Sequence
 def plot_cka(result: Mapping[str, Any], title: str = "", matrix: Any = None, labels: Sequence[str] | None = None):
     """Four heat maps (stages 1-4) of a backbone x backbone CKA matrix, as in supplementary Figure 1."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
     mats = result["mean"] if matrix is None else matrix
     labels = list(labels or result["names"])
@@ -16,10 +15,21 @@ def plot_cka(result: Mapping[str, Any], title: str = "", matrix: Any = None, lab
     short = [str(i + 1) for i in range(len(labels))] if max(map(len, labels)) > 8 else labels
     fig, axes = plt.subplots(1, len(mats), figsize=(3.0 * len(mats) + 1, 3.4), squeeze=False)
     for s, ax in enumerate(axes[0]):
-        sns.heatmap(mats[s], vmin=0, vmax=1, cmap="magma", annot=len(labels) <= 6, fmt=".2f", square=True,
-                    xticklabels=short, yticklabels=short if s == 0 else False, cbar=s == len(mats) - 1, ax=ax,
-                    annot_kws={"fontsize": 7})
+        _stage_heatmap(ax, mats[s], labels, short, first=s == 0, last=s == len(mats) - 1)
         ax.set_title(f"Stage {result['stages'][s]}")
+    return _finish(fig, labels, short, title)
+
+
+def _stage_heatmap(ax, mat, labels, short, *, first: bool, last: bool) -> None:
+    """One stage's backbone x backbone CKA matrix (row labels on the first panel, colour bar on the last)."""
+    import seaborn as sns
+
+    sns.heatmap(mat, vmin=0, vmax=1, cmap="magma", annot=len(labels) <= 6, fmt=".2f", square=True,
+                xticklabels=short, yticklabels=short if first else False, cbar=last, ax=ax, annot_kws={"fontsize": 7})
+
+
+def _finish(fig, labels, short, title):
+    """Legend of abbreviated backbone names, title, layout."""
     if short is not labels:
         fig.text(0.01, -0.02, "   ".join(f"{a} = {b}" for a, b in zip(short, labels)), fontsize=8, ha="left", va="top")
     if title:
@@ -69,7 +79,6 @@ def group_mean(result: Mapping[str, Any], tasks: Sequence[str]) -> Any:
 def plot_cka_groups(result: Mapping[str, Any], groups: Mapping[str, Sequence[str]], title: str = ""):
     """One row of stage heat maps per task group (e.g. seen / unseen), as supplementary Figure 1."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
 
     rows = [(label, group_mean(result, tasks), [t for t in result["tasks"] if t in set(tasks)])
             for label, tasks in groups.items()]
@@ -81,13 +90,6 @@ def plot_cka_groups(result: Mapping[str, Any], groups: Mapping[str, Sequence[str
     for r, (label, mats, tasks) in enumerate(rows):
         for s in range(n_stages):
             ax = axes[r, s]
-            sns.heatmap(mats[s], vmin=0, vmax=1, cmap="magma", annot=len(labels) <= 6, fmt=".2f", square=True,
-                        xticklabels=short, yticklabels=short if s == 0 else False, cbar=s == n_stages - 1, ax=ax,
-                        annot_kws={"fontsize": 7})
+            _stage_heatmap(ax, mats[s], labels, short, first=s == 0, last=s == n_stages - 1)
             ax.set_title(f"{label} ({len(tasks)} tasks), stage {result['stages'][s]}", fontsize=9)
-    if short is not labels:
-        fig.text(0.01, -0.02, "   ".join(f"{a} = {b}" for a, b in zip(short, labels)), fontsize=8, ha="left", va="top")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, labels, short, title)
