@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from .errors import T2SError
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run with ``threads`` torch CPU threads (None or 0: leave torch's setting), restored afterwards."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(spec: str = "auto"):

@@ -17,13 +17,13 @@ no images and no pre-training: its backbone is the randomly initialised architec
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from ..device import torch_threads
 from ..errors import T2SError
 from ..io import write_json
 from ..paths import safe_name
@@ -93,13 +93,11 @@ def _torchrun(cfg, gpus: int) -> None:
     import subprocess
     import sys
 
-    from ..cli.pretrain import config_flag_names
-
     values = cfg.to_dict()
     # every recipe field explicitly (None as "none"), so the job trains exactly this config
     flags = ["--arch", cfg.arch, "--device", cfg.device]
-    for key in config_flag_names():
-        flags += [f"--{key.replace('_', '-')}", "none" if values[key] is None else str(values[key])]
+    for f in type(cfg).flag_fields():
+        flags += [f"--{f.name.replace('_', '-')}", "none" if values[f.name] is None else str(values[f.name])]
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", "t2s_lib.train",
            cfg.data, "--out", cfg.out, "--no-progress", *flags]
     proc = subprocess.run(cmd)
@@ -139,22 +137,6 @@ def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) 
     value = split.accuracy(backbone_spec(table, spec, cell), device)
     return {"task": task, "setting": cell.setting, "seed": cell.seed, "metric": "knn_val_top1", "value": round(value, 4),
             **split.sizes, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None):
-    """Run with ``threads`` torch CPU threads (None: leave torch's setting), restored afterwards."""
-    if not threads:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | None = None, render_workers: int = 1,

@@ -283,12 +283,10 @@ def embed_task(
     import torch
 
     if threads:
-        before = torch.get_num_threads()
-        torch.set_num_threads(int(threads))
-        try:
+        from ..device import torch_threads
+
+        with torch_threads(threads):
             return embed_task(task, options, device=device, cache=cache, num_workers=num_workers, root=root, **overrides)
-        finally:
-            torch.set_num_threads(before)
     import torch.nn as nn
 
     from ..device import resolve_device
