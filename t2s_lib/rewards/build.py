@@ -194,24 +194,20 @@ def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,
         origin = cell_dir(source, cell)
         if not (origin / "cell.json").is_file() or not (origin / "pretrain" / "checkpoint.pt").is_file():
             continue
-        dest = cell_dir(table, cell)
-        staging = dest.with_name(dest.name + ".adopting")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(origin / "pretrain", staging / "pretrain",
-                        copy_function=_link_or_copy)
-        if same_knn:
-            for task in set(src.tasks) & set(spec.tasks):
-                for path_of in (knn_path,) + ((knn_val_path,) if src.validation and spec.validation else ()):
-                    found = path_of(source, cell, task)
-                    if found.is_file():
-                        target = staging / found.relative_to(origin)
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(found, target)
-        manifest = json.loads((origin / "cell.json").read_text())
-        write_json(staging / "cell.json", {**manifest, "adopted_from": str(origin)})
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(dest, ignore_errors=True)  # an unfinished attempt of this cell (no cell.json)
-        staging.rename(dest)  # cell.json appears together with its backbone
+        # the whole cell folder appears at once (cell.json with its backbone), replacing an
+        # unfinished attempt of this cell (one without cell.json)
+        with atomic_path(cell_dir(table, cell), is_dir=True) as staging:
+            shutil.copytree(origin / "pretrain", staging / "pretrain", copy_function=_link_or_copy)
+            if same_knn:
+                for task in set(src.tasks) & set(spec.tasks):
+                    for path_of in (knn_path,) + ((knn_val_path,) if src.validation and spec.validation else ()):
+                        found = path_of(source, cell, task)
+                        if found.is_file():
+                            target = staging / found.relative_to(origin)
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            shutil.copy2(found, target)
+            manifest = json.loads((origin / "cell.json").read_text())
+            write_json(staging / "cell.json", {**manifest, "adopted_from": str(origin)})
         adopted.append(cell.name)
     if adopted:
         log(f"[rewards] adopted {len(adopted)} pre-trained cell(s) from {source}: {', '.join(adopted)}")
@@ -241,10 +237,8 @@ def adopt_scratch(table: str | Path, spec: RewardSpec, source: str | Path, *,
             for task in spec.tasks:
                 found, target = path_of(source, cell, task), path_of(table, cell, task)
                 if found.is_file() and not target.is_file():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(f".{target.name}.adopting")
-                    shutil.copy2(found, tmp)
-                    tmp.rename(target)
+                    with atomic_path(target) as tmp:
+                        shutil.copy2(found, tmp)
                     copied += 1
         if copied:
             adopted.append(cell.name)
