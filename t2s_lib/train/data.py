@@ -221,11 +221,9 @@ def model_ids(root: str | Path, samples: list[tuple[str, int]]) -> list[str]:
     if not manifest.is_file():
         raise T2SError(f"image set {root} has no manifest.jsonl, which val_by 'model' needs (the 3D model of every image)",
                        "use a set rendered by `t2s render`, or val_by 'image'")
-    by_file: dict[str, str] = {}
-    for line in manifest.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            by_file[rec["file"]] = rec["model"]
+    from ..render.dataset import read_manifest
+
+    by_file = {rec["file"]: rec["model"] for rec in read_manifest(root)}
     ids = []
     for path, _ in samples:
         rel = Path(path).relative_to(root).as_posix()
