@@ -30,17 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-#: config fields that are not flags (positional / separate flags / internal)
-_NOT_FLAGS = ("data", "out", "arch", "device", "progress", "extra")
-
-
 def config_flag_names() -> list[str]:
     """The ``--flag`` of every :class:`PretrainConfig` field the CLI takes (what torchrun jobs are given)."""
-    import dataclasses
-
     from ..train.config import PretrainConfig
 
-    return [f.name for f in dataclasses.fields(PretrainConfig) if f.name not in _NOT_FLAGS]
+    return [f.name for f in PretrainConfig.flag_fields()]
 
 
 def _none_or(typ):
@@ -52,22 +46,20 @@ def _none_or(typ):
 
 def add_config_flags(p: argparse.ArgumentParser, d) -> None:
     """One flag per recipe field, typed from the dataclass (so the CLI, profiles and torchrun agree)."""
-    import dataclasses
     import typing
 
     from ..train.config import PretrainConfig
 
     hints = typing.get_type_hints(PretrainConfig)
-    for f in dataclasses.fields(PretrainConfig):
-        if f.name not in _NOT_FLAGS:
-            hint = hints[f.name]
-            args = [a for a in typing.get_args(hint) if a is not type(None)]
-            typ = args[0] if args else hint
-            meta = f.metadata.get("choices")
-            # SUPPRESS: an absent flag leaves no attribute, so "--auto-augment none" (None) differs from "not given"
-            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
-                           type=_none_or(typ) if args else typ, choices=meta,
-                           help=f"default {getattr(d, f.name)}")
+    for f in PretrainConfig.flag_fields():
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        typ = args[0] if args else hint
+        meta = f.metadata.get("choices")
+        # SUPPRESS: an absent flag leaves no attribute, so "--auto-augment none" (None) differs from "not given"
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
+                       type=_none_or(typ) if args else typ, choices=meta,
+                       help=f"default {getattr(d, f.name)}")
 
 
 def _defaults():

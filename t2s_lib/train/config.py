@@ -73,6 +73,14 @@ class PretrainConfig:
                    "img_size", "auto_augment", "mixup", "cutmix", "smoothing", "drop_path", "seed", "max_images",
                    "val_fraction", "color_jitter", "crop_scale_min", "val_by", "data_mode")
 
+    #: fields that are not recipe flags of ``t2s pretrain`` (positional, separate flags, internal)
+    NOT_FLAGS = ("data", "out", "arch", "device", "progress", "extra")
+
+    @classmethod
+    def flag_fields(cls) -> list[dataclasses.Field]:
+        """The recipe fields, each a ``--flag`` of ``t2s pretrain`` (and what torchrun jobs are given)."""
+        return [f for f in dataclasses.fields(cls) if f.name not in cls.NOT_FLAGS]
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
