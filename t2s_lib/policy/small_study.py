@@ -154,10 +154,8 @@ def live_premise(prof: Profile, problem: PolicyProblem) -> dict[str, Any]:
     pairwise Task2Vec similarity against pairwise reward-row correlation (Mantel permutation p),
     and how far apart tasks are in Task2Vec distance compared with two seeds of one task's vector
     (the ``1.0, seed+1`` rows of notebook 02's fraction experiment)."""
-    import dataclasses
-
-    from ..task2vec import embed_task
     from ..task2vec.distances import task2vec_distance
+    from ..task2vec.report import seed_pair
     from ..task2vec.study import probe_checkpoint_of
     from .analysis import similarity_vs_reward_correlation
 
@@ -170,8 +168,7 @@ def live_premise(prof: Profile, problem: PolicyProblem) -> dict[str, Any]:
     opts = sec.options(probe_checkpoint=probe_checkpoint_of(prof))
     seed_pairs = []
     for task in sec.fraction_tasks:  # the noise floor notebook 02 measured (cached embeddings)
-        one = embed_task(task, opts, device=prof.device, threads=sec.threads)
-        two = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=prof.device, threads=sec.threads)
+        one, two = seed_pair(task, opts, device=prof.device, threads=sec.threads)
         seed_pairs.append(task2vec_distance(one.hessian, two.hessian))
     out["between_task_distance_mean"] = float(np.mean(between))
     out["between_task_distance_min"] = float(np.min(between))

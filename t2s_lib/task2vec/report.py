@@ -87,6 +87,14 @@ def layer_profile(embs: Mapping[str, Embedding], ax=None):
     return ax.figure
 
 
+def seed_pair(task: str, opts, *, device: str, threads: int | None):
+    """The task's embedding with ``opts`` and with the next seed: the seed-to-seed noise floor
+    (cached, so notebook 02's fraction table and notebook 05's premise share the computation)."""
+    full = embed_task(task, opts, device=device, threads=threads)
+    other = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=device, threads=threads)
+    return full, other
+
+
 def fraction_table(prof: Profile, *, predict=None):
     """Supplementary Table 1 on the profile's ``fraction_tasks`` plus a seed-to-seed noise floor.
 
@@ -104,8 +112,7 @@ def fraction_table(prof: Profile, *, predict=None):
         rows += fraction_experiment(task, sec.fractions, opts, device=prof.device, threads=sec.threads, predict=predict,
                                     save_dir=prof.layout.task2vec_fractions)
         # same data and options, another seed: how close two 100 % vectors are anyway
-        full = embed_task(task, opts, device=prof.device, threads=sec.threads)
-        other = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=prof.device, threads=sec.threads)
+        full, other = seed_pair(task, opts, device=prof.device, threads=sec.threads)
         rows.append({"task": task, "fraction": "1.0, seed+1", "images": other.meta.get("images_used"),
                      "cosine_to_full": cosine_similarity(other.hessian, full.hessian),
                      "task2vec_distance_to_full": task2vec_distance(other.hessian, full.hessian)})
