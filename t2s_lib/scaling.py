@@ -271,18 +271,16 @@ def plot_per_task(frame: pd.DataFrame, protocol: str = "linear probe"):
 
 def slope(means: pd.DataFrame, axis: str, method: str, protocol: str, split: str, base: Any) -> float:
     """Accuracy change per doubling of the axis (least squares on log2 of the axis values)."""
-    d = means[(means["protocol"] == protocol) & (means["method"] == method) & (means["split"] == split)
-              & ((means["axis"] == axis) | (means["axis"] == "base"))].copy()
-    d.loc[d["axis"] == "base", "value"] = base
-    d = d.drop_duplicates("value")
-    if len(d) < 2:
+    series = _at(means, axis, method, protocol, split, base)
+    if len(series) < 2:
         return float("nan")
-    x = np.log2(d["value"].astype(float).to_numpy())
-    return float(np.polyfit(x, d["mean"].to_numpy(), 1)[0])
+    x = np.log2(np.asarray(series.index, dtype=float))
+    return float(np.polyfit(x, series.to_numpy(), 1)[0])
 
 
 # ----- the supplementary's findings, measured ------------------------------------------------------
 def _at(means: pd.DataFrame, axis: str, method: str, protocol: str, split: str, base: Any) -> pd.Series:
+    """One method's mean accuracy along an axis, the base point included, in axis order."""
     d = means[(means["protocol"] == protocol) & (means["method"] == method) & (means["split"] == split)
               & ((means["axis"] == axis) | (means["axis"] == "base"))].copy()
     d.loc[d["axis"] == "base", "value"] = base
@@ -297,9 +295,10 @@ def axis_finding(means: pd.DataFrame, axis: str, split: str, base: Any, protocol
     sds = means[(means["protocol"] == protocol) & (means["split"] == split)]["sd"].dropna()
     noise_text = f"seed sd ~{sds.mean():.1f}" if len(sds) else "one seed: no noise estimate"
     if axis == "arch":
-        a, b = _at(means, axis, t2s, protocol, split, base), _at(means, axis, dr, protocol, split, base)
+        curves = {m: _at(means, axis, m, protocol, split, base) for m in methods}
+        a, b = curves[t2s], curves[dr]
         wins = int((a > b).sum())
-        grows = [m for m in methods if _at(means, axis, m, protocol, split, base).iloc[-1] > _at(means, axis, m, protocol, split, base).iloc[0]]
+        grows = [m for m, c in curves.items() if c.iloc[-1] > c.iloc[0]]
         verdict = "holds" if wins == len(a) and len(grows) == len(methods) else "partly holds" if wins or grows else "does not hold"
         return verdict, (f"{split}, {protocol}: Task2Sim beats DR on {wins}/{len(a)} backbones "
                          f"({', '.join(f'{v}: {x:.1f} vs {y:.1f}' for v, x, y in zip(a.index, a, b))}); "
