@@ -300,7 +300,7 @@ class RewardsSection:
     """The reward-table builder (``t2s rewards build``): which settings, seeds and tasks, and where it runs.
     Images, pre-training and 5-NN options come from the ``pretrain``, ``render`` and ``evaluate`` sections."""
 
-    design: str = field(default="explicit", metadata=choices("explicit", "subgrid", "full", "ff16", "ff32"))
+    design: str = field(default="explicit", metadata=choices("explicit", "subgrid", "full", "ff16", "ff32", "resv64"))
     settings: list[str] = field(default_factory=list)  # design: explicit
     vary: list[str] = field(default_factory=list)  # design: subgrid
     fixed: dict[str, bool] = field(default_factory=dict)  # design: subgrid
@@ -360,10 +360,43 @@ class ScalingSection:
         _check_tasks(self.tasks or [], f"{where}.tasks")
 
 
+@dataclass(frozen=True)
+class Table256Section:
+    """The 256-setting table (``make table256``, notebook 09): a fraction of the 256 settings measured
+    by the same cells as the ``rewards`` table (in the same folder, so the demo's cells are reused), a
+    model of main effects (+ two-factor interactions when the fraction has resolution V) fitted on it
+    predicting the rest, validated on measured settings outside the fraction (``heldout_*``)."""
+
+    design: str = field(default="resv64", metadata=choices("ff16", "ff32", "resv64", "full"))
+    seeds: list[int] = field(default_factory=lambda: [0], metadata=NON_NEGATIVE)
+    replicates: ReplicateSpec = field(default_factory=ReplicateSpec)  # extra seeds of settings of the fraction
+    heldout_design: str | None = field(default=None, metadata=choices("ff16", "ff32"))  # its settings outside the fraction
+    heldout_settings: list[str] = field(default_factory=list)  # more measured settings outside the fraction
+    policy_seeds: list[int] = field(default_factory=lambda: list(range(10)), metadata=NON_NEGATIVE)
+    measured_budgets: list[int] = field(default_factory=lambda: list(range(1, 33)), metadata=POSITIVE)
+
+    def validate(self, where: str) -> None:
+        from .rewards.design import design_settings
+
+        _check_settings(self.heldout_settings, f"{where}.heldout_settings")
+        self.replicates.validate(f"{where}.replicates")
+        fraction = set(design_settings(self.design))
+        outside = [s for s in self.replicates.settings if _key(s) not in fraction]
+        if outside:
+            raise T2SError(f"{where}.replicates.settings: {outside} are not settings of design {self.design!r}",
+                           "replicate settings of the fraction only (the held-out settings validate it)")
+
+
+def _key(setting: str) -> str:
+    from .settings import resolve_setting
+
+    return resolve_setting(setting).key
+
+
 SECTIONS: dict[str, type] = {
     "render": RenderSection, "tasks": TasksSection, "task2vec": Task2VecSection, "policy": PolicySection,
     "pretrain": PretrainSection, "evaluate": EvaluateSection, "cka": CkaSection, "rewards": RewardsSection,
-    "scaling": ScalingSection,
+    "scaling": ScalingSection, "table256": Table256Section,
 }
 
 
@@ -386,6 +419,7 @@ class Profile:
     cka: CkaSection = field(default_factory=CkaSection)
     rewards: RewardsSection = field(default_factory=RewardsSection)
     scaling: ScalingSection = field(default_factory=ScalingSection)
+    table256: Table256Section = field(default_factory=Table256Section)
     notebook: str = ""  # set by t2s_lib.notebook.setup: recorded in figure provenance
 
     @property

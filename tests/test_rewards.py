@@ -35,6 +35,14 @@ def test_designs_have_the_stated_resolution():
         # resolution IV: main effects are orthogonal to every two-factor interaction
         inter = np.stack([x[:, i] * x[:, j] for i in range(8) for j in range(i + 1, 8)], 1)
         assert np.all(x.T @ inter == 0) and np.all(x.T @ x == runs * np.eye(8))
+    # resolution V: main effects and two-factor interactions are all mutually orthogonal
+    x = fractional_factorial(GENERATORS["resv64"])
+    assert x.shape == (64, 8) and len({tuple(r) for r in x}) == 64
+    assert resolution(GENERATORS["resv64"]) == 5 == resolution_from_matrix(x)
+    inter = np.stack([x[:, i] * x[:, j] for i in range(8) for j in range(i + 1, 8)], 1)
+    model = np.concatenate([np.ones((64, 1)), x, inter], 1)
+    assert np.array_equal(model.T @ model, 64 * np.eye(37))
+    assert len(design_settings("resv64")) == 65  # DR is a run of the fraction, all-off is added
     keys = design_settings("ff16")
     assert len(keys) == 16 and keys[:2] == [PRESETS["domain_randomization"].key, PRESETS["all_off"].key]
     assert len(design_settings("full")) == 256

@@ -15,12 +15,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Options default to the profile's rewards / pretrain / render / evaluate sections.")
     add_profile_arg(b)
     b.add_argument("--out", default=None, help="table folder (default runs/<profile>/rewards)")
-    b.add_argument("--design", default=None, help="explicit, subgrid, full, ff16 (2^(8-4)) or ff32 (2^(8-3))")
+    b.add_argument("--design", default=None, help="explicit, subgrid, full, ff16 (2^(8-4)), ff32 (2^(8-3)) or resv64 (2^(8-2), resolution V)")
     b.add_argument("--settings", nargs="*", default=None, help="settings of an explicit design (keys, indices, presets)")
     b.add_argument("--tasks", nargs="*", default=None, help="tasks (default: the profile's)")
     b.add_argument("--seeds", default=None, help="seeds of every setting, e.g. 0 or 0-1")
     b.add_argument("--replicate-settings", nargs="*", default=None, help="settings that get the extra seeds")
     b.add_argument("--replicate-seeds", default=None, help="extra seeds of those settings, e.g. 1,2")
+    b.add_argument("--table256", action="store_true",
+                   help="the profile's 256-setting table: the demo's table plus the table256 section's fraction, "
+                        "replicates and held-out settings (same folder; the other design options do not apply)")
     b.add_argument("--executor", default=None, choices=["inline", "local", "slurm", "debug"])
     b.add_argument("--max-parallel", type=int, default=None, help="local executor: cells at once")
     b.add_argument("--render-workers", type=int, default=None, help="render worker processes per cell")
@@ -37,10 +40,16 @@ def _build(args: argparse.Namespace) -> int:
     from ..io import check_output_path
     from ..profiles import load_profile
     from ..rewards import build_table, spec_from_profile
+    from ..rewards.spec import table256_spec
 
     prof = load_profile(args.profile)
     out = check_output_path(args.out or prof.layout.rewards)
-    spec = spec_from_profile(prof, design=args.design, settings=args.settings, tasks=args.tasks,
+    chosen = [f"--{k.replace('_', '-')}" for k in ("design", "settings", "tasks", "seeds", "replicate_settings", "replicate_seeds")
+              if getattr(args, k) is not None]
+    if args.table256 and chosen:
+        raise T2SError(f"--table256 takes its settings and seeds from the profile's table256 section, not {' '.join(chosen)}",
+                       "drop those options, or edit the profile's table256 section")
+    spec = table256_spec(prof) if args.table256 else spec_from_profile(prof, design=args.design, settings=args.settings, tasks=args.tasks,
                              seeds=parse_seeds(args.seeds) if args.seeds else None,
                              replicate_settings=args.replicate_settings,
                              replicate_seeds=parse_seeds(args.replicate_seeds) if args.replicate_seeds else None)

@@ -117,8 +117,11 @@ def backbone_name(spec: str | Path) -> str:
 
 
 def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, name: str | None = None,
-                      results: str | Path | None = None) -> dict[str, Any]:
-    """Run one protocol; return the result row (and upsert it into ``results`` when given)."""
+                      results: str | Path | None = None, keep_features: bool = False) -> dict[str, Any]:
+    """Run one protocol; return the result row (and upsert it into ``results`` when given).
+
+    ``keep_features`` (5-NN): the row also carries ``train_features`` = (features, labels) of the
+    (capped) training split, so a validation 5-NN on that split needs no second feature pass."""
     import torch
 
     from ..device import resolve_device
@@ -155,6 +158,8 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
         ftr, ytr = extract_features(model, Transformed(train, tf), released_loader=opts.train_mode, **kw)
         fte, yte = extract_features(model, Transformed(test, tf), **kw)
         value = knn_accuracy(ftr, ytr, fte, yte, k=opts.k, temperature=opts.temperature, num_classes=task.num_classes)
+        if keep_features and not opts.train_mode:
+            extra["train_features"] = (ftr, ytr)
     else:
         from .hparams import best_hparams
 

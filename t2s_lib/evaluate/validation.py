@@ -32,6 +32,7 @@ class ValidationSplit:
         base = task.dataset("train")
         tf = eval_transform(int(knn.get("img_size", 224)))
         self.task, self.knn, self.seed = task, dict(knn), seed
+        self._chosen, self._bank_pos, self._query_pos = chosen, bank_pos, query_pos
         self.bank = Transformed(SubsetDataset(base, chosen[bank_pos]), tf)
         self.queries = Transformed(SubsetDataset(base, chosen[query_pos]), tf)
 
@@ -49,6 +50,23 @@ class ValidationSplit:
         fq, yq = extract_features(model, self.queries, **kw)
         return knn_accuracy(fb, yb, fq, yq, k=int(self.knn.get("k", 5)), temperature=float(self.knn.get("temperature", 0.07)),
                             num_classes=self.task.num_classes)
+
+    def accuracy_from_features(self, features, labels) -> float:
+        """The same 5-NN from features already extracted for the (capped) training split in its
+        order, e.g. by the test-split 5-NN of the same backbone: no second feature pass."""
+        import torch
+
+        from .knn import knn_accuracy
+
+        labels = torch.as_tensor(labels)
+        expected = torch.as_tensor(np.asarray(self.task.labels("train"))[self._chosen])
+        if labels.shape != expected.shape or not torch.equal(labels.cpu(), expected):
+            raise ValueError("features are not those of this split's training images in order")
+        bank, queries = torch.as_tensor(self._bank_pos), torch.as_tensor(self._query_pos)
+        dev = features.device
+        return knn_accuracy(features[bank.to(dev)], labels[bank].to(dev), features[queries.to(dev)],
+                            labels[queries].to(dev), k=int(self.knn.get("k", 5)),
+                            temperature=float(self.knn.get("temperature", 0.07)), num_classes=self.task.num_classes)
 
     @property
     def sizes(self) -> dict[str, int]:

@@ -106,11 +106,17 @@ def _torchrun(cfg, gpus: int) -> None:
                        "see the job's log; rerunning resumes from the last checkpoint")
 
 
-def _knn(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> dict[str, Any]:
+def _knn(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str,
+         features: dict | None = None) -> dict[str, Any]:
+    """Test-split 5-NN; with ``features`` given, the training split's features are left there for
+    the validation 5-NN (same images, same eval-mode backbone: one feature pass for both)."""
     from ..evaluate.run import EvalOptions, evaluate_backbone
 
     opts = EvalOptions(protocol="knn", device=device, seed=cell.seed, **spec.knn).check(f"reward cell {cell.name}")
-    row = evaluate_backbone(backbone_spec(table, spec, cell), task, opts, name=cell.setting)
+    row = evaluate_backbone(backbone_spec(table, spec, cell), task, opts, name=cell.setting,
+                            keep_features=features is not None)
+    if features is not None and "train_features" in row:
+        features[task] = row["train_features"]
     return {"task": task, "setting": cell.setting, "seed": cell.seed, "metric": "knn_top1", "value": row["value"],
             "options": row["options"], "seconds": row["seconds"]}
 
@@ -126,15 +132,20 @@ def _linear(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -
             "options": row["options"], "seconds": row["seconds"]}
 
 
-def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str) -> dict[str, Any]:
+def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str,
+             features: tuple | None = None) -> dict[str, Any]:
     """5-NN on the task's validation split (carved from its training data): what measured selection
-    would observe, kept apart from the test-split reward."""
+    would observe, kept apart from the test-split reward. ``features``: the training split's
+    features from the test 5-NN of this backbone (else they are extracted here)."""
     from ..evaluate.validation import ValidationSplit
     from ..tasks import get_task
 
     t0 = time.perf_counter()
     split = ValidationSplit(get_task(task), spec.knn, seed=cell.seed)
-    value = split.accuracy(backbone_spec(table, spec, cell), device)
+    if features is not None:
+        value = split.accuracy_from_features(*features)
+    else:
+        value = split.accuracy(backbone_spec(table, spec, cell), device)
     return {"task": task, "setting": cell.setting, "seed": cell.seed, "metric": "knn_val_top1", "value": round(value, 4),
             **split.sizes, "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -165,10 +176,11 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
             shutil.rmtree(folder / "images")
         for task in spec.tasks:
             path = knn_path(table, cell, task)
+            features: dict = {}
             if not path.is_file():
-                write_json(path, _knn(table, spec, cell, task, device))
+                write_json(path, _knn(table, spec, cell, task, device, features if spec.validation else None))
             if spec.validation and not knn_val_path(table, cell, task).is_file():
-                write_json(knn_val_path(table, cell, task), _knn_val(table, spec, cell, task, device))
+                write_json(knn_val_path(table, cell, task), _knn_val(table, spec, cell, task, device, features.get(task)))
             if spec.linear is not None and not linear_path(table, cell, task).is_file():
                 write_json(linear_path(table, cell, task), _linear(table, spec, cell, task, device))
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"cell": cell.name}

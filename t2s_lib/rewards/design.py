@@ -6,7 +6,10 @@
 * ``ff16`` / ``ff32``: regular two-level fractional factorials 2^(8-4) and 2^(8-3) of resolution IV
   (every main effect is free of two-factor interactions; two-factor interactions are aliased with
   each other), from named generators (Montgomery, *Design and Analysis of Experiments*, table of
-  minimum-aberration designs).
+  minimum-aberration designs);
+* ``resv64``: the 2^(8-2) fraction of resolution V (64 settings): main effects and every two-factor
+  interaction are free of each other, so a model of main effects + two-factor interactions fitted
+  on it predicts the other 192 settings (:mod:`t2s_lib.rewards.table256`).
 
 Domain randomisation (everything varies) and all-off are always added, so every table carries the
 two anchors of the paper. Factors A..H are the 8 parameters in the paper's order
@@ -32,8 +35,10 @@ GENERATORS: dict[str, dict[str, str]] = {
     "ff16": {"E": "BCD", "F": "ACD", "G": "ABC", "H": "ABD"},
     # 2^(8-3), 32 runs, resolution IV: F = ABC, G = ABD, H = BCDE
     "ff32": {"F": "ABC", "G": "ABD", "H": "BCDE"},
+    # 2^(8-2), 64 runs, resolution V: G = ABCD, H = ABEF (I = ABCDG = ABEFH = CDEFGH)
+    "resv64": {"G": "ABCD", "H": "ABEF"},
 }
-DESIGNS = ("explicit", "subgrid", "full", "ff16", "ff32")
+DESIGNS = ("explicit", "subgrid", "full", "ff16", "ff32", "resv64")
 
 
 def fractional_factorial(generators: Mapping[str, str]) -> np.ndarray:

@@ -129,6 +129,36 @@ def spec_from_profile(prof: Profile, *, design: str | None = None, settings: Seq
                       device=prof.device, threads=sec.threads, profile=prof.name)
 
 
+def table256_parts(prof: Profile) -> dict[str, list[str]]:
+    """The settings of the profile's 256-setting table by role: ``fraction`` (the measured fraction,
+    anchors included: what the model is fitted on) and ``heldout`` (measured settings outside it
+    that validate the model's predictions)."""
+    sec = prof.table256
+    fraction = design_settings(sec.design)
+    heldout = design_settings(sec.heldout_design, anchors=False) if sec.heldout_design else []
+    heldout += [resolve_setting(s).key for s in sec.heldout_settings]
+    return {"fraction": fraction, "heldout": [k for k in dict.fromkeys(heldout) if k not in fraction]}
+
+
+def table256_spec(prof: Profile) -> RewardSpec:
+    """The demo's reward table (:func:`spec_from_profile`) grown by the ``table256`` section: its
+    fraction, replicate seeds and held-out settings, in the same folder and with the same recipe,
+    so every cell the demo built is reused."""
+    from .design import GENERATORS, resolution
+
+    base = spec_from_profile(prof)
+    sec = prof.table256
+    parts = table256_parts(prof)
+    replicated = {resolve_setting(s).key for s in sec.replicates.settings}
+    keys = list(dict.fromkeys(base.settings + parts["fraction"] + parts["heldout"]))
+    seeds = {k: sorted(set(base.seeds.get(k, [])) | set(sec.seeds) | (set(sec.replicates.seeds) if k in replicated else set()))
+             for k in keys}
+    info: dict[str, Any] = {"name": "table256", "fraction": sec.design, **parts}
+    if sec.design in GENERATORS:
+        info.update(generators=GENERATORS[sec.design], resolution=resolution(GENERATORS[sec.design]))
+    return dataclasses.replace(base, settings=keys, seeds=seeds, design=info)
+
+
 def check_tasks(spec: RewardSpec) -> None:
     """Every task must be loadable before any work starts (a missing dataset names the fix)."""
     from ..tasks import get_task

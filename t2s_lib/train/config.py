@@ -64,6 +64,14 @@ class PretrainConfig:
     # into a uint8 tensor and augment tensors (torchvision v2): 1.6-1.8x less CPU at 32 px, where
     # decoding and PIL transforms cost more than the network
     data_mode: str = field(default="files", metadata=choices("files", "memory"))
+    # how the memory path crops and flips: ``per-image`` (torchvision v2 per item, bicubic) or
+    # ``batched`` (one roi_align crop-and-resize over the whole batch, bilinear, in the collate step):
+    # at 32 px the per-image Python path was 86 % of the gap between the loop and a bare
+    # forward/backward (BENCHMARKS.md)
+    augment: str = field(default="per-image", metadata=choices("per-image", "batched"))
+    # AdamW's single fused kernel (torch ``fused=True``, CPU and CUDA) instead of the per-tensor loop;
+    # fp32 either way, equal up to float rounding
+    fused_optimizer: bool = False
     progress: bool = True
     stop_after: int | None = field(default=None, metadata=bounds(1))  # stop after this many epochs in *this* call
     extra: dict[str, Any] = field(default_factory=dict)
@@ -71,7 +79,8 @@ class PretrainConfig:
     # fields that must agree between a checkpoint and a resumed run
     RESUME_KEYS = ("arch", "epochs", "batch_size", "lr", "weight_decay", "opt", "sched", "warmup_epochs",
                    "img_size", "auto_augment", "mixup", "cutmix", "smoothing", "drop_path", "seed", "max_images",
-                   "val_fraction", "color_jitter", "crop_scale_min", "val_by", "data_mode")
+                   "val_fraction", "color_jitter", "crop_scale_min", "val_by", "data_mode", "augment",
+                   "fused_optimizer")
 
     #: fields that are not recipe flags of ``t2s pretrain`` (positional, separate flags, internal)
     NOT_FLAGS = ("data", "out", "arch", "device", "progress", "extra")
@@ -97,3 +106,7 @@ class PretrainConfig:
         if self.data_mode == "memory" and self.auto_augment:
             raise T2SError(f"{where}: data_mode 'memory' has no RandAugment (auto_augment={self.auto_augment!r})",
                            "set auto_augment to null (none), or use data_mode 'files' (timm's RandAugment on PIL images)")
+        if self.augment == "batched" and (self.data_mode != "memory" or self.color_jitter):
+            raise T2SError(f"{where}: augment 'batched' needs data_mode 'memory' and color_jitter 0 "
+                           f"(got data_mode {self.data_mode!r}, color_jitter {self.color_jitter})",
+                           "set data_mode: memory and color_jitter: 0, or augment: per-image")

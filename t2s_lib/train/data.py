@@ -200,6 +200,73 @@ def tensor_train_transform(img_size: int, *, scale: tuple[float, float] = (0.08,
     return v2.Compose(steps)
 
 
+class BatchCropFlip:
+    """Collate function of ``augment: batched``: RandomResizedCrop, horizontal flip and ImageNet
+    normalisation of a whole batch of uint8 images ``[3, H, W]`` in a few tensor operations.
+
+    Crop boxes follow torchvision's ``RandomResizedCrop.get_params`` (area fraction uniform in
+    ``scale``, log-uniform aspect ratio in ``ratio``, up to 10 tries, else the central crop),
+    drawn for every image at once from torch's global generator, which the training loop seeds per
+    epoch (so a resumed run draws the same crops). Each box is resized to ``img_size`` by
+    ``torchvision.ops.roi_align`` (bilinear, pixel-centre aligned, adaptive sampling: exact
+    bilinear when enlarging, averaged samples when shrinking). Returns ``(images float32, targets)``.
+    """
+
+    def __init__(self, img_size: int, *, scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10):
+        import torch
+        from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+        self.img_size, self.scale, self.ratio, self.tries = int(img_size), scale, ratio, tries
+        self.mean = torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1) * 255
+
+    def boxes(self, n: int, height: int, width: int):
+        """``[n, 4]`` crop boxes ``(x1, y1, x2, y2)`` in pixels (``RandomResizedCrop.get_params`` per image)."""
+        import math
+
+        import torch
+
+        area = height * width * torch.empty(n, self.tries).uniform_(*self.scale)
+        log_r = torch.empty(n, self.tries).uniform_(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        aspect = torch.exp(log_r)
+        w = torch.round(torch.sqrt(area * aspect))
+        h = torch.round(torch.sqrt(area / aspect))
+        ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1))
+        rows = torch.arange(n)
+        w, h = w[rows, first.clamp(min=0)], h[rows, first.clamp(min=0)]
+        u = torch.rand(n, 2)
+        y1 = torch.floor(u[:, 0] * (height - h + 1))
+        x1 = torch.floor(u[:, 1] * (width - w + 1))
+        # no valid try: torchvision's fallback, the central crop at the nearest allowed ratio
+        fallback = first < 0
+        if fallback.any():
+            in_ratio = width / height
+            if in_ratio < min(self.ratio):
+                cw, ch = width, round(width / min(self.ratio))
+            elif in_ratio > max(self.ratio):
+                cw, ch = round(height * max(self.ratio)), height
+            else:
+                cw, ch = width, height
+            w[fallback], h[fallback] = float(cw), float(ch)
+            y1[fallback], x1[fallback] = float((height - ch) // 2), float((width - cw) // 2)
+        return torch.stack([x1, y1, x1 + w, y1 + h], 1)
+
+    def __call__(self, items):
+        import torch
+        from torchvision.ops import roi_align
+
+        images = torch.stack([img for img, _ in items]).float()
+        targets = torch.as_tensor([int(t) for _, t in items])
+        n, _, height, width = images.shape
+        boxes = torch.cat([torch.arange(n, dtype=torch.float32)[:, None], self.boxes(n, height, width)], 1)
+        out = roi_align(images, boxes, output_size=self.img_size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        flip = torch.rand(n) < 0.5
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+        return (out - self.mean) / self.std, targets
+
+
 def tensor_eval_transform(img_size: int, *, interpolation: str = "bicubic", crop_pct: float = 224 / 256):
     """Resize to ``img_size / crop_pct``, centre-crop, normalise: :func:`eval_transform` on tensors."""
     import math

@@ -87,7 +87,8 @@ def make_optimizer(model, cfg: PretrainConfig):
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
 
-    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fused = {"fused": True} if cfg.fused_optimizer else {}
+    optimizer = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     scheduler, _ = create_scheduler_v2(optimizer, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
                                        warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr)
     return optimizer, scheduler
@@ -179,7 +180,14 @@ def build_data(run: RunContext) -> TrainData:
 
     cfg = run.cfg
     scale = (cfg.crop_scale_min, 1.0)
-    if cfg.data_mode == "memory":
+    collate = None
+    if cfg.data_mode == "memory" and cfg.augment == "batched":
+        dataset = D.MemoryImageSet(cfg.data, None)  # uint8 items: the collate step crops, flips, normalises
+        collate = D.BatchCropFlip(cfg.img_size, scale=scale)
+
+        def clean_set():
+            return dataset.with_transform(D.tensor_eval_transform(cfg.img_size, interpolation=cfg.interpolation))
+    elif cfg.data_mode == "memory":
         dataset = D.MemoryImageSet(cfg.data, D.tensor_train_transform(
             cfg.img_size, scale=scale, interpolation=cfg.interpolation, color_jitter=cfg.color_jitter))
 
@@ -210,6 +218,8 @@ def build_data(run: RunContext) -> TrainData:
     sampler = DistributedSampler(dataset, num_replicas=run.world, rank=run.rank, shuffle=True, seed=cfg.seed, drop_last=True)
     loader_kw = dict(batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=cfg.workers,
                      pin_memory=run.device.type == "cuda", persistent_workers=False)
+    if collate is not None:
+        loader_kw["collate_fn"] = collate
     if cfg.workers > 0:
         loader_kw["prefetch_factor"] = 4
     monitor = None
