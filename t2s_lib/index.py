@@ -3,9 +3,11 @@ naming the files in ``figures/`` that regenerate it, the notebook and profile th
 commit, and one sentence on whether the paper's qualitative finding holds at this scale.
 
 The sentences are measured, not written by hand: the notebook that makes an item's figure calls
-:func:`record_finding` with a verdict (``holds``, ``does not hold``, ``partly holds``, ``not
-testable here``, ``n/a``) and the numbers behind it; they are kept in ``<figures>/findings.json``
-and :func:`write_index` (the last notebook) assembles the table.
+:func:`record_finding` with a verdict and the numbers behind it; they are kept in
+``<figures>/findings.json`` and :func:`write_index` (the last notebook) assembles the table.
+A comparative verdict (``holds``, ``does not hold``, ``not resolved at this scale``) comes from
+:func:`t2s_lib.verdicts.verdict` and is stored with its 95 % ``interval``; ``not testable here``
+and ``n/a`` need none. A finding recorded by an earlier rule (no interval) is shown as such.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from pathlib import Path
 from .io import write_json, write_text
 from .profiles import Profile
 
-VERDICTS = ("holds", "partly holds", "does not hold", "not testable here", "n/a")
+from .verdicts import DOES_NOT_HOLD, HOLDS, NOT_RESOLVED, Interval
+
+COMPARATIVE = (HOLDS, DOES_NOT_HOLD, NOT_RESOLVED)
+VERDICTS = (*COMPARATIVE, "not testable here", "n/a")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,15 @@ SUPPLEMENTARY: tuple[Item, ...] = (
     Item("Figure 7", "seen tasks, linear probing, number of pre-training images",
          ("scaling_images_linear_probe.png", "scaling_means.md"), "07_scaling",
          "DR improves faster but stops before Task2Sim under linear probing"),
+    Item("Table 1 (policy)", "the paper's controller fitted with Task2Vec vectors from 100/50/20/10 % of the training "
+         "data: the downstream 5-NN of the settings it picks", ("policy_live256_fractions.md",), "09_table256",
+         "no degradation with fewer examples"),
+    Item("Task2Sim", "the paper's controller on the study's 256-setting table vs the best fixed setting "
+         "(leave-one-task-out over the 11 tasks)", ("policy_live256.md", "policy_live256_per_task.md"), "09_table256",
+         "task-adaptive pre-training data beats a single fixed setting on unseen tasks"),
+    Item("Reward table", "the 256-setting table: per-task main effects and two-factor interactions",
+         ("rewards256_table.csv", "rewards256_heatmap.png", "rewards256_main_effects.md", "rewards256_interactions.md",
+          "rewards256_fidelity.csv"), "09_table256", "different tasks are helped by different simulation parameters"),
     Item("Figure 8", "examples of each simulation parameter's variation", ("render_parameters_fig8.png",), "01_render",
          "an illustration"),
     Item("Figure 9", "unseen tasks, number of pre-training classes", ("scaling_classes_linear_probe.png", "scaling_means.md"),
@@ -69,8 +83,10 @@ def findings_path(prof: Profile) -> Path:
     return prof.layout.figure("findings", ".json")
 
 
-def record_finding(prof: Profile, item: str, verdict: str, sentence: str) -> dict:
-    """Record the measured verdict on one supplementary item's finding (kept in ``findings.json``)."""
+def record_finding(prof: Profile, item: str, verdict: str, sentence: str,
+                   interval: Interval | None = None) -> dict:
+    """Record the measured verdict on one supplementary item's finding (kept in ``findings.json``);
+    a comparative verdict needs the ``interval`` it was read from (stored as ``interval: [low, high]``)."""
     from .errors import T2SError
     from .notebook import git_commit
 
@@ -79,10 +95,16 @@ def record_finding(prof: Profile, item: str, verdict: str, sentence: str) -> dic
         raise T2SError(f"unknown supplementary item {item!r}", f"use one of: {', '.join(sorted(names))}")
     if verdict not in VERDICTS:
         raise T2SError(f"unknown verdict {verdict!r}", f"use one of: {', '.join(VERDICTS)}")
+    if verdict in COMPARATIVE and interval is None:
+        raise T2SError(f"finding {item!r}: verdict {verdict!r} without the interval it was read from",
+                       "pass interval= (a t2s_lib.verdicts.Interval) from the rule that gave the verdict")
     path = findings_path(prof)
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[item] = {"verdict": verdict, "sentence": sentence, "profile": prof.name, "notebook": prof.notebook,
                   "commit": git_commit(), "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if interval is not None:
+        data[item].update(interval=interval.bounds, estimate=round(float(interval.estimate), 4),
+                          interval_method=interval.method, level=interval.level)
     write_json(path, dict(sorted(data.items())))
     return data[item]
 
@@ -101,9 +123,23 @@ def index_rows(prof: Profile) -> list[dict]:
         rows.append({"item": item.name, "what": item.what, "files": present, "missing": [f for f in item.files if f not in present],
                      "notebook": item.notebook, "profile": ", ".join(profiles) if present else "-",
                      "commit": ", ".join(commits) if present else "-",
-                     "finding": (f"**{finding['verdict']}**: {finding['sentence']}" if finding
-                                 else "not run at this profile yet"), "paper": item.paper_finding})
+                     "finding": finding_text(finding), "paper": item.paper_finding})
     return rows
+
+
+def finding_text(finding: dict | None) -> str:
+    """The INDEX sentence of a finding: verdict, sentence and its interval; a verdict recorded
+    without one (a point-estimate rule of an earlier commit) says so."""
+    if not finding:
+        return "not run at this profile yet"
+    text = f"**{finding['verdict']}**: {finding['sentence']}"
+    if "interval" in finding:
+        low, high = finding["interval"]
+        return text + f" (95 % interval [{low:+.3g}, {high:+.3g}], {finding.get('interval_method', '')})"
+    if finding["verdict"] not in ("not testable here", "n/a"):
+        text += (f" (*recorded at {finding.get('commit', '?')} by a point-estimate rule, without an interval: "
+                 f"rerun {finding.get('notebook', 'its notebook')} for a verdict that carries its noise*)")
+    return text
 
 
 def write_index(prof: Profile) -> Path:

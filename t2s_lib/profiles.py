@@ -373,6 +373,7 @@ class Table256Section:
     heldout_design: str | None = field(default=None, metadata=choices("ff16", "ff32"))  # its settings outside the fraction
     heldout_settings: list[str] = field(default_factory=list)  # more measured settings outside the fraction
     policy_seeds: list[int] = field(default_factory=lambda: list(range(10)), metadata=NON_NEGATIVE)
+    loo_seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=NON_NEGATIVE)  # controllers' leave-one-out
     measured_budgets: list[int] = field(default_factory=lambda: list(range(1, 33)), metadata=POSITIVE)
 
     def validate(self, where: str) -> None:

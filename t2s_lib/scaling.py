@@ -31,6 +31,7 @@ import pandas as pd
 from .errors import T2SError
 from .profiles import Profile
 from .settings import PRESETS, SimSetting
+from .verdicts import Interval, bootstrap_interval, combine, equivalence_verdict, verdict
 
 AXES = ("classes", "models_per_class", "images", "arch")
 AXIS_LABELS = {"classes": "pre-training classes", "models_per_class": "object models per class",
@@ -288,47 +289,108 @@ def _at(means: pd.DataFrame, axis: str, method: str, protocol: str, split: str, 
     return d["mean"].loc[_axis_order(list(d.index))]
 
 
-def axis_finding(means: pd.DataFrame, axis: str, split: str, base: Any, protocol: str = "linear probe") -> tuple[str, str]:
-    """(verdict, sentence) for the paper's finding on one axis and split (Figures 2/3, 5-7, 9-11)."""
+#: non-inferiority margin of Figure 4 ("competitive or better"), points of accuracy
+COMPETITIVE_MARGIN = 1.0
+#: equivalence margin of Figure 5 / 9 ("similar rates"), points per doubling
+SIMILAR_RATE_MARGIN = 0.5
+
+
+def _grid(frame: pd.DataFrame, axis: str, method: str, protocol: str, split: str, base: Any) -> tuple[list, np.ndarray]:
+    """(axis values in order, array [seeds, tasks, values]) of one method's accuracy along an axis,
+    the base point included (NaN where a seed or task is missing)."""
+    d = frame[(frame["protocol"] == protocol) & (frame["method"] == method) & (frame["split"] == split)
+              & ((frame["axis"] == axis) | (frame["axis"] == "base"))].copy()
+    d.loc[d["axis"] == "base", "value"] = base
+    values = _axis_order(list(dict.fromkeys(d["value"])))
+    seeds, tasks = sorted(set(d["seed"])), sorted(set(d["task"]))
+    cube = np.full((len(seeds), len(tasks), len(values)), np.nan)
+    for r in d.itertuples():
+        cube[seeds.index(r.seed), tasks.index(r.task), values.index(r.value)] = r.accuracy
+    return values, cube
+
+
+def _slope_of(cube: np.ndarray, values: list) -> float:
+    """Points per doubling of the mean (over seeds and tasks) curve."""
+    curve = np.nanmean(cube, axis=(0, 1))
+    if len(values) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log2(np.asarray(values, dtype=float)), curve, 1)[0])
+
+
+def _pair(frame, axis, a, b, protocol, split, base) -> tuple[list, np.ndarray]:
+    """Values and the stacked [2, seeds, tasks, values] cubes of two methods (common seeds and tasks)."""
+    va, ca = _grid(frame, axis, a, protocol, split, base)
+    vb, cb = _grid(frame, axis, b, protocol, split, base)
+    if va != vb or ca.shape != cb.shape:
+        raise T2SError(f"scaling {axis}: methods {a} and {b} were measured at different points or seeds",
+                       "rerun notebook 07 so every method has every point, seed and task")
+    return va, np.stack([ca, cb])
+
+
+def _boot(stat, data: np.ndarray, axes=(1, 2)) -> Interval:
+    """Percentile bootstrap over seeds and tasks (their axes in ``data``)."""
+    single = data.shape[axes[0]] < 2
+    use = tuple(ax for ax in axes if not (single and ax == axes[0]))
+    return bootstrap_interval(stat, data, axes=use, what="tasks" if single else "seeds and tasks")
+
+
+def axis_finding(frame: pd.DataFrame, axis: str, split: str, base: Any,
+                 protocol: str = "linear probe") -> tuple[str, str, Interval]:
+    """(verdict, sentence, interval) for the paper's finding on one axis and split (Figures 2/3,
+    5-7, 9-11), from the per-seed, per-task accuracies of :func:`scaling_frame`. Every quantity is
+    a mean over seeds and tasks with a 95 % percentile bootstrap over seeds and tasks; a finding of
+    several quantities holds only when each does (:func:`t2s_lib.verdicts.combine`). The interval
+    returned is the finding's first (main) quantity."""
     t2s, dr = "task2sim", "domain_randomization"
-    methods = [m for m in (t2s, dr, "random", "measured") if m in set(means["method"])]
-    sds = means[(means["protocol"] == protocol) & (means["split"] == split)]["sd"].dropna()
-    noise_text = f"seed sd ~{sds.mean():.1f}" if len(sds) else "one seed: no noise estimate"
     if axis == "arch":
-        curves = {m: _at(means, axis, m, protocol, split, base) for m in methods}
-        a, b = curves[t2s], curves[dr]
-        wins = int((a > b).sum())
-        grows = [m for m, c in curves.items() if c.iloc[-1] > c.iloc[0]]
-        verdict = "holds" if wins == len(a) and len(grows) == len(methods) else "partly holds" if wins or grows else "does not hold"
-        return verdict, (f"{split}, {protocol}: Task2Sim beats DR on {wins}/{len(a)} backbones "
-                         f"({', '.join(f'{v}: {x:.1f} vs {y:.1f}' for v, x, y in zip(a.index, a, b))}); "
-                         f"{len(grows)}/{len(methods)} methods gain from the smallest to the largest backbone "
-                         f"({noise_text})")
-    slopes = {m: slope(means, axis, m, protocol, split, base) for m in methods}
-    text = ", ".join(f"{METHOD_LABELS[m]} {s:+.2f}" for m, s in slopes.items())
-    head = f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {text} ({noise_text})"
-    if axis == "classes":
-        up = all(s > 0 for s in slopes.values())
-        spread = max(slopes.values()) - min(slopes.values())
-        similar = spread <= max(0.5, 0.5 * float(np.mean([abs(s) for s in slopes.values()])))
-        return ("holds" if up and similar else "partly holds" if up else "does not hold"), head
-    last = {m: float(_at(means, axis, m, protocol, split, base).iloc[-1]) for m in (t2s, dr)}
-    if axis == "models_per_class":
-        both = slopes[t2s] > 0 and slopes[dr] > 0
-        return ("holds" if both and slopes[dr] > slopes[t2s] else "partly holds" if both else "does not hold"), head
-    faster, behind = slopes[dr] > slopes[t2s], last[dr] < last[t2s]
-    tail = f"; at the most images DR {last[dr]:.1f} vs Task2Sim {last[t2s]:.1f}"
-    return ("holds" if faster and behind else "partly holds" if faster or behind else "does not hold"), head + tail
+        values, both = _pair(frame, axis, t2s, dr, protocol, split, base)
+        diffs = [_boot(lambda x, i=i: float(np.nanmean(x[0, :, :, i] - x[1, :, :, i])), both) for i in range(len(values))]
+        gains = [_boot(lambda x, m=m: float(np.nanmean(x[m, :, :, -1] - x[m, :, :, 0])), both) for m in (0, 1)]
+        parts = [verdict(iv, +1) for iv in diffs + gains]
+        main = diffs[0]
+        text = (f"{split}, {protocol}: Task2Sim minus DR per backbone "
+                + ", ".join(f"{v}: {iv.text()}" for v, iv in zip(values, diffs))
+                + f"; largest minus smallest backbone: Task2Sim {gains[0].text()}, DR {gains[1].text()}")
+        return combine(parts), text + f" (95 % {main.method})", main
+    values, both = _pair(frame, axis, t2s, dr, protocol, split, base)
+    slope_t = _boot(lambda x: _slope_of(x[0], values), both)
+    slope_d = _boot(lambda x: _slope_of(x[1], values), both)
+    faster = _boot(lambda x: _slope_of(x[1], values) - _slope_of(x[0], values), both)  # DR minus Task2Sim
+    head = (f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {METHOD_LABELS[t2s]} {slope_t.text()}, "
+            f"{METHOD_LABELS[dr]} {slope_d.text()}; DR minus Task2Sim {faster.text()}")
+    if axis == "classes":  # all methods improve at similar rates
+        similar = equivalence_verdict(faster, SIMILAR_RATE_MARGIN)
+        return (combine([verdict(slope_t, +1), verdict(slope_d, +1), similar]),
+                head + f" (similar: within +-{SIMILAR_RATE_MARGIN}; 95 % {slope_t.method})", slope_t)
+    if axis == "models_per_class":  # both improve, DR slightly faster
+        return (combine([verdict(slope_t, +1), verdict(slope_d, +1), verdict(faster, +1)]),
+                head + f" (95 % {faster.method})", faster)
+    # images: DR improves faster but stays behind Task2Sim at the most images
+    behind = _boot(lambda x: float(np.nanmean(x[0, :, :, -1] - x[1, :, :, -1])), both)
+    return (combine([verdict(faster, +1), verdict(behind, +1)]),
+            head + f"; at the most images Task2Sim minus DR {behind.text()} (95 % {faster.method})", faster)
 
 
-def per_task_finding(frame: pd.DataFrame, protocol: str = "linear probe") -> tuple[str, str]:
-    """Figure 4: Task2Sim vs the baselines per task at the base point."""
+def per_task_finding(frame: pd.DataFrame, protocol: str = "linear probe") -> tuple[str, str, Interval]:
+    """Figure 4: Task2Sim vs the baselines at the base point. "Competitive or better" as non-inferiority:
+    the mean over tasks of Task2Sim minus each baseline (bootstrap over seeds and tasks) must lie above
+    ``-COMPETITIVE_MARGIN``; the interval returned is Task2Sim minus domain randomisation."""
     base = frame[(frame["axis"] == "base") & (frame["protocol"] == protocol)]
-    per = base.groupby(["task", "method"])["accuracy"].mean().unstack("method")
-    others = [m for m in ("domain_randomization", "random", "scratch") if m in per]
-    wins = {m: int((per["task2sim"] > per[m]).sum()) for m in others}
-    mean = per.mean()
-    verdict = "holds" if all(mean["task2sim"] >= mean[m] for m in others) else (
-        "partly holds" if any(mean["task2sim"] >= mean[m] for m in others) else "does not hold")
-    return verdict, (f"{protocol}: Task2Sim {mean['task2sim']:.1f} % on average vs "
-                     + ", ".join(f"{METHOD_LABELS[m]} {mean[m]:.1f} % (better on {wins[m]}/{len(per)} tasks)" for m in others))
+    others = [m for m in ("domain_randomization", "random", "scratch") if m in set(base["method"])]
+    per = base.pivot_table(index=["seed", "task"], columns="method", values="accuracy")
+    seeds, tasks = sorted(set(base["seed"])), sorted(set(base["task"]))
+    parts, texts, intervals = [], [], {}
+    for m in others:
+        cube = np.full((len(seeds), len(tasks)), np.nan)
+        for (seed, task), row in per.iterrows():
+            cube[seeds.index(seed), tasks.index(task)] = row["task2sim"] - row[m]
+        axes = (0, 1) if len(seeds) > 1 else (1,)
+        iv = bootstrap_interval(lambda x: float(np.nanmean(x)), cube, axes=axes,
+                                what="seeds and tasks" if len(axes) == 2 else "tasks")
+        intervals[m] = iv
+        parts.append(verdict(iv, +1, threshold=-COMPETITIVE_MARGIN))
+        wins = int((np.nanmean(cube, axis=0) > 0).sum())
+        texts.append(f"{METHOD_LABELS[m]} {iv.text()} (better on {wins}/{len(tasks)} tasks)")
+    main = intervals.get("domain_randomization") or next(iter(intervals.values()))
+    return combine(parts), (f"{protocol}: {METHOD_LABELS['task2sim']} minus " + ", ".join(texts)
+                            + f" (95 % {main.method}; competitive: above -{COMPETITIVE_MARGIN})"), main

@@ -53,6 +53,40 @@ def test_resumed_run_equals_uninterrupted(toy_set, tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
 
 
+def test_batched_augmentation_and_fused_adamw_resume_exactly(toy_set, tmp_path):
+    """The cpu recipe's fast path (batched crop/flip, fused AdamW) keeps the resume guarantee."""
+    fast = dict(max_images=32, data_mode="memory", auto_augment=None, mixup=0.0, cutmix=0.0, augment="batched",
+                fused_optimizer=True)
+    full = load_checkpoint(pretrain(_cfg(toy_set, tmp_path / "a", **fast)))
+    part = _cfg(toy_set, tmp_path / "b", stop_after=1, **fast)
+    pretrain(part)
+    part.stop_after = None
+    resumed = load_checkpoint(pretrain(part))
+    for k, v in full["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    slow = load_checkpoint(pretrain(_cfg(toy_set, tmp_path / "c", **{**fast, "augment": "per-image"})))
+    assert any(not torch.equal(v, slow["model"][k]) for k, v in full["model"].items())  # another recipe
+    with pytest.raises(T2SError, match="augment 'batched' needs data_mode 'memory'"):
+        _cfg(toy_set, tmp_path / "d", augment="batched").check()
+
+
+def test_batch_crop_flip_draws_torchvision_boxes():
+    from t2s_lib.train.data import BatchCropFlip
+
+    torch.manual_seed(0)
+    crop = BatchCropFlip(32, scale=(0.35, 1.0))
+    boxes = crop.boxes(4000, 32, 32)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    area = w * h / 1024
+    assert boxes.min() >= 0 and boxes.max() <= 32 and area.min() >= 0.32 and area.max() <= 1.0
+    assert (w / h).min() >= 0.7 and (w / h).max() <= 1.4  # log-uniform ratio in [3/4, 4/3], rounded
+    images = [(torch.full((3, 32, 32), 128, dtype=torch.uint8), i % 3) for i in range(8)]
+    x, y = crop(images)
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    # a flat grey image stays flat grey after any crop and flip: normalised (128/255 - mean) / std per channel
+    assert torch.allclose(x.std(dim=(2, 3)), torch.zeros(8, 3), atol=1e-4)
+
+
 def test_resume_refuses_other_settings_and_architecture(toy_set, tmp_path):
     pretrain(_cfg(toy_set, tmp_path / "r", stop_after=1))
     with pytest.raises(T2SError, match="resnet18"):

@@ -54,21 +54,56 @@ def _means(values, methods):
     return pd.DataFrame(rows)
 
 
-def test_slope_is_points_per_doubling_and_the_verdict_follows_the_numbers():
+def _frame(values, methods, *, noise=0.0, seeds=(0, 1, 2), tasks=("a", "b", "c"), base=4000):
+    """Per-seed, per-task accuracies (scaling_frame's layout) around given curves, with Gaussian noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, accs in methods.items():
+        for v, acc in zip(values, accs):
+            for seed in seeds:
+                for task in tasks:
+                    rows.append({"axis": "base" if v == base else "images", "value": None if v == base else v,
+                                 "method": method, "seed": seed, "task": task, "split": "seen",
+                                 "protocol": "linear probe", "accuracy": acc + noise * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_slope_is_points_per_doubling():
     values = [1000, 2000, 4000, 8000]
-    means = _means(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 44, 48, 52],
-                            "random": [45, 46, 47, 48]})
+    means = _means(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 44, 48, 52]})
     assert scaling.slope(means, "images", "task2sim", "linear probe", "seen", base=4000) == pytest.approx(2.0)
     assert scaling.slope(means, "images", "domain_randomization", "linear probe", "seen", base=4000) == pytest.approx(4.0)
-    verdict, sentence = scaling.axis_finding(means, "images", "seen", base=4000)
-    assert verdict == "holds" and "DR 52.0 vs Task2Sim 56.0" in sentence  # DR faster, still behind
-    flipped = _means(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 50, 60, 70],
-                              "random": [45, 46, 47, 48]})
-    assert scaling.axis_finding(flipped, "images", "seen", base=4000)[0] == "partly holds"  # DR overtakes
-    flat = _means(values, {"task2sim": [56, 54, 52, 50], "domain_randomization": [52, 50, 48, 46],
-                           "random": [45, 46, 47, 48]})
-    assert scaling.axis_finding(flat, "images", "seen", base=4000)[0] == "partly holds"  # DR behind, not faster
     assert np.isnan(scaling.slope(means.iloc[:1], "images", "task2sim", "linear probe", "seen", base=1000))
+
+
+def test_verdicts_follow_the_numbers_and_their_noise():
+    values = [1000, 2000, 4000, 8000]
+    clear = _frame(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 44, 48, 52]}, noise=0.3)
+    verdict, sentence, interval = scaling.axis_finding(clear, "images", "seen", base=4000)
+    assert verdict == "holds" and interval.low > 0  # DR faster, still behind, both beyond the noise
+    assert "Task2Sim minus DR" in sentence and "bootstrap over seeds and tasks" in sentence
+    # the same means buried in noise: the intervals contain zero, so nothing is claimed
+    noisy = _frame(values, {"task2sim": [50, 50.3, 50.6, 50.9], "domain_randomization": [50, 50.4, 50.8, 51.2]},
+                   noise=4.0)
+    assert scaling.axis_finding(noisy, "images", "seen", base=4000)[0] == "not resolved at this scale"
+    # DR faster and ahead at the most images: the parts disagree, so the finding is not held
+    overtakes = _frame(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 50, 60, 70]}, noise=0.3)
+    assert scaling.axis_finding(overtakes, "images", "seen", base=4000)[0] == "not resolved at this scale"
+    # DR slower and still ahead at the most images: both parts refuted beyond their noise
+    slower = _frame(values, {"task2sim": [40, 46, 52, 58], "domain_randomization": [60, 61, 62, 63]}, noise=0.3)
+    verdict, _, iv = scaling.axis_finding(slower, "images", "seen", base=4000)
+    assert iv.high < 0 and verdict == "does not hold"
+
+
+def test_per_task_finding_is_non_inferiority_with_its_interval():
+    rows = []
+    for seed in (0, 1):
+        for task, (t2s, dr) in {"a": (60, 59.5), "b": (70, 70.4), "c": (50, 49.8)}.items():
+            for method, acc in (("task2sim", t2s), ("domain_randomization", dr), ("scratch", acc_s := t2s - 10)):
+                rows.append({"axis": "base", "value": None, "method": method, "seed": seed, "task": task, "split": "seen",
+                             "protocol": "linear probe", "accuracy": acc + 0.1 * seed})
+    verdict, sentence, iv = scaling.per_task_finding(pd.DataFrame(rows))
+    assert verdict == "holds" and iv.low > -scaling.COMPETITIVE_MARGIN and "better on 2/3 tasks" in sentence
 
 
 def test_base_with_every_model_plots_at_its_mean_count(cpu):

@@ -44,6 +44,16 @@ def _none_or(typ):
     return parse
 
 
+def _bool(text: str) -> bool:
+    """``true/false`` (also 1/0, yes/no, on/off) for boolean recipe fields; anything else is refused."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def add_config_flags(p: argparse.ArgumentParser, d) -> None:
     """One flag per recipe field, typed from the dataclass (so the CLI, profiles and torchrun agree)."""
     import typing
@@ -57,8 +67,9 @@ def add_config_flags(p: argparse.ArgumentParser, d) -> None:
         typ = args[0] if args else hint
         meta = f.metadata.get("choices")
         # SUPPRESS: an absent flag leaves no attribute, so "--auto-augment none" (None) differs from "not given"
+        parse = _bool if typ is bool else typ
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=argparse.SUPPRESS,
-                       type=_none_or(typ) if args else typ, choices=meta,
+                       type=_none_or(parse) if args else parse, choices=meta,
                        help=f"default {getattr(d, f.name)}")
 
 

@@ -97,6 +97,31 @@ def k_curve_table(
     return pd.DataFrame(rows).set_index("K")
 
 
+def k_curve_per_task(problem: PolicyProblem, budgets: Sequence[int], config: MeasuredConfig | None = None, *,
+                     measured_rows: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Long table (K, split, task, setting, reward) of measured selection: ``seen`` / ``unseen`` with the
+    prior from the seen rows, ``loo`` with the prior from every other task's rows (the per-task values
+    whose means :func:`k_curve_table` reports)."""
+    m = len(problem.table.keys)
+    cfg = adapt_to_table(config or DEFAULT_CONFIG, m)
+    budgets = sorted({int(k) for k in budgets if 1 <= int(k) <= m})
+    with threadpool_limits(limits=1):
+        split = _selections(problem, problem.seen, problem.all_tasks, cfg, budgets, measured_rows=measured_rows)
+        loo = {}
+        for task in problem.all_tasks:
+            loo.update(_selections(problem, [t for t in problem.all_tasks if t != task], [task], cfg, budgets,
+                                   measured_rows=measured_rows))
+    rows = []
+    for k in budgets:
+        for name, tasks, chosen in (("seen", problem.seen, split), ("unseen", problem.unseen, split),
+                                    ("loo", problem.all_tasks, loo)):
+            for t in tasks:
+                col = chosen[t][0][k]
+                rows.append({"K": k, "split": name, "task": t, "setting": problem.table.keys[col],
+                             "reward": float(problem.table.row(t)[col])})
+    return pd.DataFrame(rows)
+
+
 def optimism_curve(
     problem: PolicyProblem,
     noise_sds: Sequence[float] = (0.5, 1.0, 2.0),

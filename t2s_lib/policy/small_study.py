@@ -28,26 +28,32 @@ from .runner import run_variant, write_summary
 SMALL_STUDY_VARIANTS = ("reward-kernel", "measured") + BASELINES
 
 
-def study_problem(prof: Profile) -> PolicyProblem:
-    """Build the small study's problem from the run folder, with clear errors for missing stages."""
+def live_vectors(prof: Profile, tasks) -> dict[str, np.ndarray]:
+    """The Task2Vec vectors notebook 02 wrote for ``tasks`` (those that have one), checked comparable
+    (same probe and options)."""
+    from ..task2vec.distances import check_comparable
     from ..task2vec.embed import Embedding
 
+    vectors: dict[str, np.ndarray] = {}
+    metas: dict[str, dict] = {}
+    for task in tasks:
+        path = prof.layout.task_vector(task)
+        if path.is_file():
+            emb = Embedding.load(path)
+            vectors[task] = np.asarray(emb.hessian, dtype=np.float64)
+            metas[task] = emb.meta
+    check_comparable(metas)
+    return vectors
+
+
+def study_problem(prof: Profile) -> PolicyProblem:
+    """Build the small study's problem from the run folder, with clear errors for missing stages."""
     layout = prof.layout
     reward_path = layout.reward_table
     if not reward_path.is_file():
         raise T2SError(f"{reward_path} not found", "build the reward table first (notebook 03 or `t2s rewards build`)")
     rewards = json.loads(reward_path.read_text())
-    from ..task2vec.distances import check_comparable
-
-    vectors: dict[str, np.ndarray] = {}
-    metas: dict[str, dict] = {}
-    for task in prof.tasks.all:
-        path = layout.task_vector(task)
-        if task in rewards and path.is_file():
-            emb = Embedding.load(path)
-            vectors[task] = np.asarray(emb.hessian, dtype=np.float64)
-            metas[task] = emb.meta
-    check_comparable(metas)
+    vectors = live_vectors(prof, [t for t in prof.tasks.all if t in rewards])
     seen = tuple(t for t in prof.tasks.seen if t in vectors)
     unseen = tuple(t for t in prof.tasks.unseen if t in vectors)
     if len(seen) < 2 or not unseen:

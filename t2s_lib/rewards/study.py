@@ -10,7 +10,7 @@ from ..errors import T2SError
 from ..profiles import Profile
 from .build import BuildResult, build_table
 from .cells import checkpoint_path
-from .spec import Cell, RewardSpec, read_spec, spec_from_profile
+from .spec import Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
 
 
 def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
@@ -22,6 +22,19 @@ def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) ->
     if result.failed:
         raise T2SError(f"{len(result.failed)} reward cell(s) failed: {result.failed}",
                        "fix the cause and rerun the notebook (completed cells are kept)")
+    return read_spec(prof.layout.rewards), result
+
+
+def build_table256_cells(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
+    """Build (or finish, or reuse) the cells of the profile's 256-setting table (``table256``) in the
+    same folder as the demo's table, whose cells it reuses."""
+    spec = table256_spec(prof)
+    result = build_table(prof.layout.rewards, spec, executor=prof.rewards.executor,
+                         max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
+                         slurm=prof.rewards.slurm, log=log)
+    if result.failed:
+        raise T2SError(f"{len(result.failed)} cell(s) of the 256-setting table failed: {result.failed}",
+                       "fix the cause and rerun (t2s rewards build --profile P --table256; completed cells are kept)")
     return read_spec(prof.layout.rewards), result
 
 

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..profiles import Profile
+from ..verdicts import Interval, bootstrap_interval, verdict
 from .distances import cosine_similarity, cosine_similarity_matrix, published_vectors, task2vec_distance
 from .embed import Embedding, embed_task, published_layout
 from .study import fraction_experiment
@@ -119,21 +120,26 @@ def fraction_table(prof: Profile, *, predict=None):
     return pd.DataFrame(rows)
 
 
-def table1_finding(frac) -> tuple[str, str]:
-    """Supplementary Table 1's finding (no degradation with fewer examples), measured on the vectors:
-    is each fraction's vector as close to the 100 % vector as a second seed of the 100 % vector is?"""
-    import numpy as np
+#: non-inferiority margin of Table 1's vector check: a fraction's vector may be this much less
+#: similar (cosine) to the 100 % vector than a second seed of the 100 % vector is
+TABLE1_COSINE_MARGIN = 0.01
 
+
+def table1_finding(frac) -> tuple[str, str, Interval]:
+    """Supplementary Table 1's finding (no degradation with fewer examples) on the vectors: per task,
+    the lowest cosine of a 10-50 % vector to the 100 % one minus the cosine of a second seed of the
+    100 % vector (the noise floor). Non-inferiority: holds when the 95 % bootstrap interval over
+    tasks lies above ``-TABLE1_COSINE_MARGIN``. (The policy-level Table 1 is notebook 09's.)"""
     rows = frac[frac["fraction"].map(lambda f: isinstance(f, float))]
     floor = frac[frac["fraction"].map(lambda f: isinstance(f, str))].set_index("task")["cosine_to_full"]
-    parts, ok = [], 0
-    tasks = sorted(set(rows["task"]))
-    for task in tasks:
+    parts, gaps = [], []
+    for task in sorted(set(rows["task"])):
         sub = rows[(rows["task"] == task) & (rows["fraction"] < 1.0)]
         worst = float(sub["cosine_to_full"].min()) if len(sub) else float("nan")
         noise = float(floor.get(task, np.nan))
-        ok += int(worst >= noise - 0.01)
+        gaps.append(worst - noise)
         parts.append(f"{task}: {worst:.3f} vs seed floor {noise:.3f}")
-    verdict = "holds" if ok == len(tasks) else "partly holds" if ok else "does not hold"
-    return verdict, ("lowest cosine of a 10-50 % vector to the 100 % one, against two seeds of the 100 % vector: "
-                     + "; ".join(parts))
+    iv = bootstrap_interval(np.mean, np.asarray(gaps), what="tasks")
+    result = verdict(iv, +1, threshold=-TABLE1_COSINE_MARGIN)
+    return result, (f"lowest cosine of a 10-50 % vector to the 100 % one minus a second seed's cosine: {iv.text(3)} "
+                    f"(95 % {iv.method}; non-inferiority margin {TABLE1_COSINE_MARGIN}); " + "; ".join(parts)), iv

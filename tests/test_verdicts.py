@@ -1,0 +1,56 @@
+"""The verdict rules: a finding holds only when its 95 % interval excludes zero in the paper's direction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from t2s_lib import verdicts as V
+from t2s_lib.errors import T2SError
+
+
+def test_verdict_reads_the_interval_not_the_estimate():
+    assert V.verdict([0.2, 1.5]) == V.HOLDS
+    assert V.verdict([-1.5, -0.2]) == V.DOES_NOT_HOLD
+    assert V.verdict([-0.5, 3.0]) == V.NOT_RESOLVED  # estimate positive, interval not
+    assert V.verdict([-1.5, -0.2], direction=-1) == V.HOLDS
+    assert V.verdict([float("nan"), 1.0]) == V.NOT_RESOLVED
+    # non-inferiority: "no loss beyond 1 point"
+    assert V.verdict([-0.8, 0.3], threshold=-1.0) == V.HOLDS
+    assert V.verdict([-1.4, 0.3], threshold=-1.0) == V.NOT_RESOLVED
+    assert V.equivalence_verdict(V.Interval(0, -0.2, 0.3, ""), 0.5) == V.HOLDS
+    assert V.equivalence_verdict(V.Interval(1, 0.6, 1.3, ""), 0.5) == V.DOES_NOT_HOLD
+    assert V.combine([V.HOLDS, V.HOLDS]) == V.HOLDS and V.combine([V.HOLDS, V.NOT_RESOLVED]) == V.NOT_RESOLVED
+
+
+def test_figure3_case_is_not_resolved():
+    # the committed Figure 3 read 68.47 vs 66.70 (difference 1.77, standard error 1.71) as "holds"
+    iv = V.normal_interval(1.77, 1.71)
+    assert iv.low < 0 < iv.high and V.verdict(iv) == V.NOT_RESOLVED
+
+
+def test_paired_t_and_bootstrap_intervals():
+    iv = V.paired_t_interval([1.0, 2.0, 3.0])
+    assert iv.estimate == pytest.approx(2.0) and iv.low == pytest.approx(2 - 4.3027 * 1 / np.sqrt(3), rel=1e-3)
+    assert np.isnan(V.paired_t_interval([1.0]).low)
+    data = np.random.default_rng(1).normal(1.0, 1.0, size=(4, 30))
+    a = V.bootstrap_interval(np.mean, data, axes=(0, 1), n=500, seed=3)
+    b = V.bootstrap_interval(np.mean, data, axes=(0, 1), n=500, seed=3)
+    assert a == b and a.low < data.mean() < a.high and "bootstrap" in a.method
+
+
+def test_record_finding_needs_the_interval(tmp_path):
+    from t2s_lib.index import finding_text, record_finding
+    from t2s_lib.profiles import load_profile
+
+    prof = load_profile("smoke").with_run_dir(tmp_path)
+    with pytest.raises(T2SError, match="without the interval"):
+        record_finding(prof, "Figure 5", V.HOLDS, "a sentence")
+    record_finding(prof, "Figure 5", V.NOT_RESOLVED, "a sentence", V.Interval(0.1, -0.4, 0.6, "paired t over 3 seeds"))
+    stored = json.loads((tmp_path / "figures" / "findings.json").read_text())["Figure 5"]
+    assert stored["interval"] == [-0.4, 0.6] and stored["interval_method"] == "paired t over 3 seeds"
+    assert "[-0.4, +0.6]" in finding_text(stored)
+    old = {"verdict": "partly holds", "sentence": "s", "commit": "bfc10e3+dirty", "notebook": "07_scaling"}
+    assert "without an interval" in finding_text(old)
