@@ -2,7 +2,8 @@
 #   make demo   # installs everything, runs the study at the cpu profile, writes figures/
 #   make test   # installs everything, runs the test suite and the notebook check (nbval)
 # Then, optionally:
-#   make study-full   # the supplementary's scaling studies at the cpu profile (notebook 07, ~3 h on 2 cores)
+#   make table256     # the 256-setting table and the paper's controller on it (notebook 09, ~2 h on 2 cores after make demo)
+#   make study-full   # table256, then the supplementary's scaling studies at the cpu profile (notebook 07, ~3 h on 2 cores)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -11,10 +12,10 @@ STAMP := $(VENV)/.installed-stamp
 PROFILE ?= cpu
 PYTEST_ARGS ?=
 
-.PHONY: demo study-full test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
+.PHONY: demo table256 study-full test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
 
 help:
-	@echo "make demo | study-full | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
+	@echo "make demo | table256 | study-full | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,8 +48,14 @@ study: assets data
 demo: assets data
 	$(BIN)/t2s study --profile cpu --only 01 02 03 04 05 06 08
 
-# the scaling studies (supplementary Figures 2-7, 9-11), after `make demo` (they use its reward table and policy), then the index again
-study-full: assets data
+# the 256-setting table (notebook 09: the resv64 fraction measured, the rest predicted and validated; the paper's
+# controller trained on it), after `make demo` (it reuses notebook 03's cells and 02's vectors), then the index again
+table256: assets data
+	$(BIN)/t2s study --profile cpu --only 09 08
+
+# the scaling studies (supplementary Figures 2-7, 9-11) after the 256-setting table (Task2Sim there is its controller),
+# then the index again
+study-full: table256
 	$(BIN)/t2s study --profile cpu --only 07 08
 
 # pytest exit 5 ("no tests collected") is not a failure.

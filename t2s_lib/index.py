@@ -158,3 +158,40 @@ def write_index(prof: Profile) -> Path:
     path = prof.layout.figure("INDEX", ".md")
     write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+#: sections of ``RESULTS.md``: a heading, a sentence on what the table is, and the generated table it includes
+RESULTS: tuple[tuple[str, str, str], ...] = (
+    ("The paper's controller on the study's 256-setting table",
+     "Notebook 09: 5-NN % on the seen / unseen tasks and leave-one-task-out (loo); `*_minus_best_fixed` with its "
+     "95 % bootstrap interval over seeds and tasks.", "policy_live256.md"),
+    ("How well the fitted model predicts unmeasured settings",
+     "Notebook 09: Spearman between predicted and measured held-out settings (95 % bootstrap over settings).",
+     "rewards256_fidelity.md"),
+    ("Resolved effects of the 256-setting table", "Notebook 09: (task, parameter) effects whose 95 % interval excludes 0.",
+     "rewards256_resolved.md"),
+    ("Policy-level Table 1", "Notebook 09: the controller with vectors from fewer training examples.",
+     "policy_live256_fractions.md"),
+    ("The study's reward table: signal against seed noise", "Notebook 03.", "rewards_signal.md"),
+    ("Methods on the published 20 x 256 table", "Notebook 05 (mean and sd over controller seeds).",
+     "policy_methods_vs_baselines.md"),
+    ("Measured selection on the published table", "Notebook 05.", "policy_measured_vs_baselines.md"),
+)
+
+
+def write_results(prof: Profile) -> Path:
+    """Write ``<figures>/RESULTS.md``: the study's headline tables, included verbatim from the generated
+    ``figures/*.md`` files (so the numbers the README and docs point to are never typed by hand), and
+    every finding with its interval."""
+    lines = ["# Results at this profile, generated", "",
+             f"Written by notebook 08_index (profile `{prof.name}`) from the generated tables in this folder; "
+             "`provenance.json` names the notebook and commit of each. Nothing here is typed by hand.", ""]
+    for heading, what, name in RESULTS:
+        path = prof.layout.figure(Path(name).stem, Path(name).suffix)
+        lines += [f"## {heading}", "", what + f" ([{name}]({name}))", ""]
+        lines += [path.read_text().rstrip(), ""] if path.is_file() else ["(not generated at this profile yet)", ""]
+    lines += ["## Findings", "", "| item | at this scale |", "|---|---|"]
+    lines += [f"| {r['item']} | {r['finding']} |" for r in index_rows(prof)]
+    path = prof.layout.figure("RESULTS", ".md")
+    write_text(path, "\n".join(lines) + "\n")
+    return path

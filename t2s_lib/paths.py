@@ -144,6 +144,7 @@ class StudyLayout:
         policy/<variant>/summary.json     policy runs on the published table (+ curves.json)
         policy/baselines.json
         policy_small_study/               the policy on the study's own reward table
+        policy_live256/<method>/          the methods on the 256-setting table (notebook 09): summary.json
         evaluate/results.csv              every evaluation (tidy: backbone, task, protocol, options, metric, value)
         evaluate/finetuned/<backbone>__<task>.pt
         cka/<tag>.npz (+ .json)
@@ -202,6 +203,10 @@ class StudyLayout:
     @property
     def policy_small_study(self) -> Path:
         return self.run_dir / "policy_small_study"
+
+    @property
+    def policy_live256(self) -> Path:
+        return self.run_dir / "policy_live256"
 
     # -- evaluation -----------------------------------------------------------------------------
     @property

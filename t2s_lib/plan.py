@@ -23,7 +23,7 @@ from .profiles import Profile, load_profile
 
 #: Which notebook runs which stage (the study's order).
 NOTEBOOK_STAGES = {"01_render": "render", "02_task2vec": "task2vec", "03_rewards": "rewards", "04_evaluate": "evaluate",
-                   "05_policy": "policy", "06_cka": "cka", "07_scaling": "scaling"}
+                   "05_policy": "policy", "06_cka": "cka", "07_scaling": "scaling", "09_table256": "table256"}
 
 
 @lru_cache(maxsize=1)
@@ -219,14 +219,11 @@ def _policy_stage(prof: Profile) -> StageCost:
     return cost
 
 
-def _rewards_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCost:
-    from .rewards.spec import spec_from_profile
-
-    spec = spec_from_profile(prof)
+def _cells_cost(prof: Profile, spec, sizes: dict[str, tuple[int, int, int]], cells, stage: str, notebook: str) -> StageCost:
+    """Render + pre-training + 5-NN work of reward-table ``cells`` of ``spec``."""
     spec_img, cfg = prof.pretrain.render, prof.pretrain.config()
-    cells = spec.cells()
     trained = [c for c in cells if not c.is_scratch]
-    cost = StageCost("rewards", "03_rewards")
+    cost = StageCost(stage, notebook)
     cost.render_images = {spec_img.img_size: spec_img.images * len(trained)}
     images = min(spec_img.images, cfg.max_images or spec_img.images)
     cost.train_gflop = 3 * len(trained) * images * (1 - cfg.val_fraction) * cfg.epochs * _gflop(cfg.arch, cfg.img_size)
@@ -235,11 +232,40 @@ def _rewards_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
         train, test, _ = sizes[name]
         n = min(train, knn.max_train or train) + min(test, knn.max_test or test)
         cost.forward_gflop += len(cells) * n * _gflop(cfg.arch, knn.img_size)
-    cost.actions = [f"design {spec.design['name']}: {len(spec.settings)} settings, {len(cells)} cells "
-                    f"({len(trained)} pre-trained, seeds {sorted({c.seed for c in cells})})",
-                    f"each: render {spec_img.images} images ({spec_img.classes or 'all'} classes, library "
-                    f"{prof.render.library!r}) at {spec_img.img_size} px, pre-train {cfg.arch} for {cfg.epochs} epochs",
-                    f"5-NN of every cell on {len(spec.tasks)} task(s) at {knn.img_size} px"]
+    cost.actions = [f"each cell: render {spec_img.images} images ({spec_img.classes or 'all'} classes, library "
+                    f"{prof.render.library!r}) at {spec_img.img_size} px, pre-train {cfg.arch} for {cfg.epochs} epochs, "
+                    f"5-NN on {len(spec.tasks)} task(s) at {knn.img_size} px"]
+    return cost
+
+
+def _rewards_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCost:
+    from .rewards.spec import spec_from_profile
+
+    spec = spec_from_profile(prof)
+    cells = spec.cells()
+    cost = _cells_cost(prof, spec, sizes, cells, "rewards", "03_rewards")
+    cost.actions.insert(0, f"design {spec.design['name']}: {len(spec.settings)} settings, {len(cells)} cells "
+                           f"({sum(not c.is_scratch for c in cells)} pre-trained, seeds {sorted({c.seed for c in cells})})")
+    return cost
+
+
+def _table256_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCost:
+    """The cells the 256-setting table adds to notebook 03's (``make table256``), and its controllers."""
+    from .rewards.spec import spec_from_profile, table256_parts, table256_spec
+
+    demo = set(spec_from_profile(prof).cells())
+    spec = table256_spec(prof)
+    extra = [c for c in spec.cells() if c not in demo]
+    cost = _cells_cost(prof, spec, sizes, extra, "table256", "09_table256")
+    parts = table256_parts(prof)
+    sec = prof.table256
+    n_tasks = len(prof.tasks.all)
+    fractions = len({f for f in prof.task2vec.fractions if f < 1.0})
+    fits = 2 * (len(sec.policy_seeds) + n_tasks * len(sec.loo_seeds)) + len(sec.policy_seeds) * fractions
+    cost.controller_epochs = fits * prof.policy.epochs
+    cost.actions.insert(0, f"fraction {sec.design} ({len(parts['fraction'])} settings) + {len(parts['heldout'])} held-out "
+                           f"settings: {len(extra)} cells beyond notebook 03's {len(demo)}")
+    cost.actions.append(f"{fits} controller fits ({prof.policy.epochs} epochs) on the 256-setting table")
     return cost
 
 
@@ -335,7 +361,7 @@ def plan_study(profile: str | Profile) -> StudyPlan:
     _check_devices(prof, plan)
     plan.stages = [_render_stage(prof), _task2vec_stage(prof, sizes), _rewards_stage(prof, sizes),
                    _evaluate_stage(prof, sizes), _policy_stage(prof), _cka_stage(prof, sizes),
-                   _scaling_stage(prof, sizes)]
+                   _scaling_stage(prof, sizes), _table256_stage(prof, sizes)]
     return plan
 
 

@@ -5,8 +5,9 @@ with backbones of different sizes; evaluated by linear probing (the supplementar
 
 Methods (each a setting per task):
 
-* ``task2sim``: the setting the Task2Vec policy (``scaling.task2sim_policy``, by default
-  reward-kernel) predicts for the task from the live reward table (notebook 05's small study);
+* ``task2sim``: the setting a Task2Vec policy predicts for the task (``scaling.task2sim_policy``):
+  ``paper-256``, the paper's controller trained on the 256-setting table (notebook 09, first seed),
+  or a variant of notebook 05's small study on the live table (e.g. ``reward-kernel``);
 * ``measured``: measured selection's setting for the task (validation-split measurements);
 * ``domain_randomization``: everything varies;
 * ``random``: ``random_draws`` settings drawn uniformly from the 256 (seeded), shared by all tasks;
@@ -36,7 +37,7 @@ from .verdicts import Interval, bootstrap_interval, combine, equivalence_verdict
 AXES = ("classes", "models_per_class", "images", "arch")
 AXIS_LABELS = {"classes": "pre-training classes", "models_per_class": "object models per class",
                "images": "pre-training images", "arch": "backbone"}
-METHOD_LABELS = {"task2sim": "Task2Sim (Task2Vec policy)", "measured": "measured selection",
+METHOD_LABELS = {"task2sim": "Task2Sim", "measured": "measured selection",
                  "domain_randomization": "domain randomisation", "random": "random settings",
                  "scratch": "no pre-training"}
 
@@ -58,10 +59,14 @@ def method_settings(prof: Profile) -> dict[str, dict[str, list[str]]]:
     for method in sec.methods:
         if method in ("task2sim", "measured"):
             variant = sec.task2sim_policy if method == "task2sim" else "measured"
-            path = prof.layout.policy_small_study / variant / "summary.json"
+            if variant == "paper-256":  # the paper's controller trained on the 256-setting table (notebook 09)
+                path = prof.layout.policy_live256 / "paper" / "summary.json"
+                fix = "run notebook 09 (make table256) first"
+            else:
+                path = prof.layout.policy_small_study / variant / "summary.json"
+                fix = "run notebook 05 (the policy on this study's reward table) first"
             if not path.is_file():
-                raise T2SError(f"{path} not found: the {method} settings come from the live table's policy",
-                               "run notebook 05 (the policy on this study's reward table) first")
+                raise T2SError(f"{path} not found: the {method} settings come from the live table's policy", fix)
             predictions = read_json(path)["predictions"]["0"]
             missing = [t for t in tasks if t not in predictions]
             if missing:

@@ -27,7 +27,8 @@ from ..rewards.table256 import MEASURED, Table256
 from ..verdicts import Interval, bootstrap_interval, verdict
 from .measured_report import k_curve_per_task, k_curve_table
 from .problem import PolicyProblem
-from .runner import CONTROLLER_VARIANTS, run_variant
+from .report import best_fixed_key, method_label, predictions
+from .runner import CONTROLLER_VARIANTS, run_variant, write_summary
 from .small_study import live_vectors, validation_rows
 
 #: the methods of ``policy_live256.csv`` besides measured selection (one row per K)
@@ -65,6 +66,7 @@ def run_live256(prof: Profile, result: Table256, *, workers: int = 1, log=print)
         options = {"epochs": prof.policy.epochs} if method in CONTROLLER_VARIANTS else {}
         summary, _ = run_variant(method, problem, seeds, options=options, loo_seeds=loo, workers=workers)
         summaries[method] = summary
+        write_summary(prof.layout.policy_live256 / method, summary)  # notebook 07's task2sim: paper-256
         log(f"[live256] {method}: seen {summary['seen_mean']:.2f}, unseen {summary['unseen_mean']:.2f}, "
             f"loo {summary['loo']['mean']:.2f} ({summary['seconds']:.0f} s)")
     measured_problem = live256_problem(prof, result, measured_only=True)
@@ -92,26 +94,6 @@ def per_seed_task(summary: Mapping[str, Any], split: str, tasks: Sequence[str]) 
     """[seeds, tasks] rewards of a summary on a split (``seen``/``unseen`` from ``per_task``, ``loo``)."""
     per = summary["loo"]["per_task"] if split == "loo" else summary["per_task"]  # "all": seen and unseen
     return np.asarray([[per[s][t] for t in tasks] for s in sorted(per, key=int)], dtype=float)
-
-
-def predictions(summary: Mapping[str, Any], split: str = "all") -> set[str]:
-    """Every setting a method predicted (any seed; ``loo``: its leave-one-out predictions)."""
-    per = summary["loo"]["predictions"] if split == "loo" else summary["predictions"]
-    return {k for by_task in per.values() for k in by_task.values() if k}
-
-
-def best_fixed_key(summaries: Mapping[str, Mapping]) -> str:
-    """The best fixed setting of the seen tasks (the ``best-fixed`` baseline's choice)."""
-    return next(iter(summaries["best-fixed"]["predictions"]["0"].values()))
-
-
-def method_label(method: str, summary: Mapping[str, Any], best_fixed: str) -> str:
-    """The method's name, plus what it is at this scale when it picks one setting for every task."""
-    picked = predictions(summary) | predictions(summary, "loo")
-    if method in ("best-fixed", "domain-randomization", "all-off") or len(picked) != 1:
-        return method
-    (key,) = picked
-    return f"{method} (= best fixed here)" if key == best_fixed else f"{method} (= fixed {key} here)"
 
 
 def _split_tasks(problem: PolicyProblem, split: str) -> tuple[str, ...]:
@@ -157,14 +139,18 @@ def live256_table(run: Mapping[str, Any]) -> pd.DataFrame:
 
 def live256_per_task(run: Mapping[str, Any], result: Table256) -> pd.DataFrame:
     """Per task (first seed; leave-one-out prediction): each controller's chosen setting, its reward,
-    whether that entry is measured or predicted, and whether it differs from the best fixed setting by
-    more than the two entries' noise (|difference| > 1.96 x their combined standard error)."""
+    whether that entry is measured or predicted, whether it differs from the best fixed setting by
+    more than the two entries' noise (|difference| > 1.96 x their combined standard error), and
+    whether the chosen setting's backbone learned (held-out pre-training accuracy over chance, for
+    measured settings; the best fixed setting's in its own column)."""
     summaries, problem = run["summaries"], run["problem"]
     best_fixed = best_fixed_key(summaries)
+    learned = result.extras.get("learned", pd.Series(dtype=float))
     rows = []
     for task in problem.all_tasks:
         row: dict[str, Any] = {"task": task, "split": "seen" if task in problem.seen else "unseen",
-                               "best fixed": best_fixed, "best fixed 5-NN %": float(result.table.loc[task, best_fixed])}
+                               "best fixed": best_fixed, "best fixed 5-NN %": float(result.table.loc[task, best_fixed]),
+                               "best fixed x chance": float(learned.get(best_fixed, np.nan))}
         for method in ("paper", "per-task", "reward-kernel"):
             key = summaries[method]["loo"]["predictions"]["0"][task]
             diff = float(result.table.loc[task, key] - result.table.loc[task, best_fixed])
@@ -173,6 +159,7 @@ def live256_per_task(run: Mapping[str, Any], result: Table256) -> pd.DataFrame:
             row[f"{method} 5-NN %"] = float(result.table.loc[task, key])
             row[f"{method} entry"] = result.source[key]
             row[f"{method} beyond noise"] = bool(key != best_fixed and abs(diff) > 1.96 * se)
+            row[f"{method} x chance"] = float(learned.get(key, np.nan))
         rows.append(row)
     return pd.DataFrame(rows).set_index("task")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,26 @@ def summary_row(summary: dict[str, Any]) -> dict[str, Any]:
     else:
         row["loo_all"] = row["loo_all_std"] = np.nan
     return row
+
+
+def predictions(summary: Mapping[str, Any], split: str = "all") -> set[str]:
+    """Every setting a method predicted (any seed; ``loo``: its leave-one-out predictions)."""
+    per = summary["loo"]["predictions"] if split == "loo" else summary["predictions"]
+    return {k for by_task in per.values() for k in by_task.values() if k}
+
+
+def best_fixed_key(summaries: Mapping[str, Mapping]) -> str:
+    """The best fixed setting of the seen tasks (the ``best-fixed`` baseline's choice)."""
+    return next(iter(summaries["best-fixed"]["predictions"]["0"].values()))
+
+
+def method_label(method: str, summary: Mapping[str, Any], best_fixed: str) -> str:
+    """The method's name, plus what it is at this scale when it picks one setting for every task."""
+    picked = predictions(summary) | predictions(summary, "loo")
+    if method in ("best-fixed", "domain-randomization", "all-off") or len(picked) != 1:
+        return method
+    (key,) = picked
+    return f"{method} (= best fixed here)" if key == best_fixed else f"{method} (= fixed {key} here)"
 
 
 def results_table(summaries: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from ..profiles import Profile
 from ..published import reward_table_from_mapping
 from .baselines import BASELINES
 from .problem import PolicyProblem
-from .report import results_table
+from .report import best_fixed_key, method_label, results_table
 from .runner import run_variant, write_summary
 
 SMALL_STUDY_VARIANTS = ("reward-kernel", "measured") + BASELINES
@@ -87,6 +87,9 @@ def small_study_tables(result: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Data
     """(methods table, per-task predicted setting and its measured 5-NN %)."""
     summaries, problem = result["summaries"], result["problem"]
     methods = results_table(summaries.values()).drop(columns=["seeds", "seen_std", "unseen_std", "loo_all_std"])
+    # a method that picks one setting for every task is named for what it is at this scale
+    best = best_fixed_key(summaries)
+    methods.index = [method_label(m, summaries[m], best) for m in methods.index]
     rows = []
     for task in problem.all_tasks:
         row: dict[str, Any] = {"task": task, "split": "seen" if task in problem.seen else "unseen"}

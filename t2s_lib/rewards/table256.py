@@ -121,9 +121,11 @@ class Table256:
 
 
 def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Sequence[str], *,
-                   bootstrap: int = 2000, seed: int = 0) -> Table256:
+                     chance: float | None = None, bootstrap: int = 2000, seed: int = 0) -> Table256:
     """Fit, predict, validate and estimate effects from the rows of a reward table folder
-    (``rewards.csv``) for a measured ``fraction`` and ``heldout`` settings."""
+    (``rewards.csv``) for a measured ``fraction`` and ``heldout`` settings. With the pre-training
+    task's ``chance`` accuracy, ``extras["learned"]`` is each measured setting's held-out pre-training
+    accuracy over chance (seed mean): whether its backbone learned at all."""
     knn = measured_frame(rows)
     means = knn.groupby(["task", "setting"])["value"].mean().unstack("setting")
     counts = knn[knn["task"] == MEAN].groupby("setting")["seed"].nunique()
@@ -171,8 +173,13 @@ def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Seque
                             "resolved": bool(low > 0 or high < 0)})
     source = pd.Series([MEASURED if k in measured_keys else PREDICTED for k in ALL_KEYS], index=list(ALL_KEYS), name="source")
     seeds = pd.Series([int(counts.get(k, 0)) for k in ALL_KEYS], index=list(ALL_KEYS), name="seeds")
+    extras: dict = {}
+    if chance:
+        val = rows[rows["metric"] == "pretrain_val_acc"]
+        extras["learned"] = val.groupby("setting")["value"].mean() / chance
     return Table256(table, source, entry_se, seeds, sigma, pd.DataFrame(effects),
-                    pd.DataFrame(validation).set_index("task") if validation else pd.DataFrame(), order, fraction, heldout)
+                    pd.DataFrame(validation).set_index("task") if validation else pd.DataFrame(), order, fraction, heldout,
+                    extras)
 
 
 def _spearman_of_pair(pair: np.ndarray) -> float:
