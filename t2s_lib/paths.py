@@ -235,6 +235,11 @@ class StudyLayout:
         return self.run_dir / "rewards"
 
     @property
+    def rewards256(self) -> Path:
+        """The 256-setting table's folder (notebook 09): its own cells, the demo's adopted from ``rewards``."""
+        return self.run_dir / "rewards256"
+
+    @property
     def reward_table(self) -> Path:
         """The study's own reward table (seed-averaged, published schema)."""
         return self.rewards / "reward_table.json"

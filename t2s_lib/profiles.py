@@ -363,7 +363,7 @@ class ScalingSection:
 @dataclass(frozen=True)
 class Table256Section:
     """The 256-setting table (``make table256``, notebook 09): a fraction of the 256 settings measured
-    by the same cells as the ``rewards`` table (in the same folder, so the demo's cells are reused), a
+    by the same cells as the ``rewards`` table (in ``runs/<profile>/rewards256``, adopting the demo's cells), a
     model of main effects (+ two-factor interactions when the fraction has resolution V) fitted on it
     predicting the rest, validated on measured settings outside the fraction (``heldout_*``)."""
 
@@ -386,6 +386,13 @@ class Table256Section:
         if outside:
             raise T2SError(f"{where}.replicates.settings: {outside} are not settings of design {self.design!r}",
                            "replicate settings of the fraction only (the held-out settings validate it)")
+        inside = [s for s in self.heldout_settings if _key(s) in fraction]
+        if inside:
+            raise T2SError(f"{where}.heldout_settings: {inside} are settings of the fraction {self.design!r}, "
+                           "so they cannot validate its predictions", "list settings outside the fraction")
+        if self.design == "full" and (self.heldout_design or self.heldout_settings):
+            raise T2SError(f"{where}: design 'full' measures every setting, nothing is left to hold out",
+                           "drop heldout_design / heldout_settings, or measure a fraction (resv64)")
 
 
 def _key(setting: str) -> str:

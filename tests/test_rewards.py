@@ -252,3 +252,69 @@ def test_scratch_results_are_shared_by_tables_of_one_backbone(tiny, reference, t
     # another architecture shares nothing
     arch = spec_from_profile(load_profile(tiny.profile_file, overrides={"pretrain.recipe.arch": "resnet10t_w16"}))
     assert adopt_scratch(tmp_path / "other-arch", arch, reference, log=lambda *_: None) == []
+
+
+def _model_rows(keys, beta_main, beta_pairs, noise, seeds=(0,), rng=None):
+    """rewards.csv rows of two tasks whose 5-NN follows a known main + two-factor model plus noise."""
+    import pandas as pd
+
+    from t2s_lib.rewards.table256 import model_matrix
+
+    rng = rng or np.random.default_rng(0)
+    x = model_matrix(keys, 2)
+    rows = []
+    for t, sign in (("alpha", 1.0), ("beta", -1.0)):  # the second task's effects are mirrored
+        beta = np.concatenate([[60.0], sign * np.asarray(beta_main), np.asarray(beta_pairs)])
+        for seed in seeds:
+            y = x @ beta + noise * rng.normal(size=len(keys))
+            rows += [{"setting": k, "seed": seed, "backbone": k, "task": t, "metric": "knn_top1", "value": v}
+                     for k, v in zip(keys, y)]
+    return pd.DataFrame(rows)
+
+
+def test_table256_recovers_a_known_model_and_validates_on_held_out_settings():
+    import pandas as pd
+
+    from t2s_lib.rewards import table256 as t256
+    from t2s_lib.rewards.analysis import MEAN
+
+    fraction = design_settings("resv64")
+    heldout = [k for k in design_settings("ff16") if k not in fraction]
+    main = [1.5, 0.0, 0.0, 0.0, 0.0, -0.2, 2.0, 0.3]  # half effects: ON minus OFF = 2 x beta
+    pairs = np.zeros(28)
+    pairs[0] = 0.8  # pose_rot x pose_scale
+    keys = fraction + heldout
+    rows = pd.concat([_model_rows(keys, main, pairs, 0.3),
+                      _model_rows(keys[:6], main, pairs, 0.3, seeds=(1,), rng=np.random.default_rng(1))])
+    result = t256.analyse_table256(rows, fraction, heldout, bootstrap=300)
+    assert result.order == 2 and result.table.shape == (3, 256)
+    assert (result.source == t256.MEASURED).sum() == len(set(keys))
+    eff = result.effects.set_index(["task", "term"])
+    assert eff.loc[("alpha", "backgr"), "effect"] == pytest.approx(4.0, abs=0.5)
+    assert eff.loc[("beta", "backgr"), "effect"] == pytest.approx(-4.0, abs=0.5)
+    assert eff.loc[("alpha", "backgr"), "resolved"] and not eff.loc[("alpha", "lighting_color"), "resolved"]
+    assert eff.loc[("alpha", "pose_rot x pose_scale"), "effect"] == pytest.approx(1.6, abs=0.5)
+    assert result.validation.loc["alpha", "spearman"] > 0.8  # predictions rank the held-out settings
+    # an unmeasured entry is the model's prediction, with a standard error
+    unmeasured = next(k for k in result.table.columns if result.source[k] == t256.PREDICTED)
+    assert np.isfinite(result.entry_se.loc["alpha", unmeasured])
+    # the tasks disagree on background beyond the noise: the finding holds, with its interval
+    verdict, sentence, iv = t256.disagreement_finding(result)
+    assert verdict == "holds" and iv.low > 0 and "Background" in sentence
+    assert t256.fidelity_table(result, 1.0, 30).loc["model", "settings"] == len(heldout)
+    assert set(t256.resolved_counts(result.effects).index) == {"main", "interaction"}
+    # buried in noise, nothing is resolved and the verdict says so
+    noisy = t256.analyse_table256(_model_rows(keys, [0.05] * 8, np.zeros(28), 5.0), fraction, heldout, bootstrap=200)
+    assert noisy.effects[noisy.effects["task"] != MEAN]["resolved"].mean() < 0.15
+    assert t256.disagreement_finding(noisy)[0] == "not resolved at this scale"
+    with pytest.raises(T2SError, match="lacks 1 measured setting"):
+        t256.analyse_table256(rows[rows["setting"] != heldout[0]], fraction, heldout)
+
+
+def test_table256_section_refuses_settings_in_the_wrong_role():
+    with pytest.raises(T2SError, match=r"table256\.heldout_settings.*settings of the fraction"):
+        load_profile("cpu", overrides={"table256.heldout_settings": ["domain_randomization"]})
+    with pytest.raises(T2SError, match=r"table256\.replicates\.settings.*not settings of design"):
+        load_profile("cpu", overrides={"table256.replicates.settings": ["1_1_0_1_1_1_0_0_0"]})
+    with pytest.raises(T2SError, match="table256.design"):
+        load_profile("cpu", overrides={"table256.design": "latin"})

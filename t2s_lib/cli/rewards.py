@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--replicate-seeds", default=None, help="extra seeds of those settings, e.g. 1,2")
     b.add_argument("--table256", action="store_true",
                    help="the profile's 256-setting table: the demo's table plus the table256 section's fraction, "
-                        "replicates and held-out settings (same folder; the other design options do not apply)")
+                        "replicates and held-out settings, in runs/<profile>/rewards256 (the demo's completed cells "
+                        "are adopted from runs/<profile>/rewards; the other design options do not apply)")
     b.add_argument("--executor", default=None, choices=["inline", "local", "slurm", "debug"])
     b.add_argument("--max-parallel", type=int, default=None, help="local executor: cells at once")
     b.add_argument("--render-workers", type=int, default=None, help="render worker processes per cell")
@@ -43,7 +44,7 @@ def _build(args: argparse.Namespace) -> int:
     from ..rewards.spec import table256_spec
 
     prof = load_profile(args.profile)
-    out = check_output_path(args.out or prof.layout.rewards)
+    out = check_output_path(args.out or (prof.layout.rewards256 if args.table256 else prof.layout.rewards))
     chosen = [f"--{k.replace('_', '-')}" for k in ("design", "settings", "tasks", "seeds", "replicate_settings", "replicate_seeds")
               if getattr(args, k) is not None]
     if args.table256 and chosen:
@@ -63,6 +64,14 @@ def _build(args: argparse.Namespace) -> int:
     workers = args.render_workers or prof.render.workers
     if max_parallel < 1 or workers < 1:
         raise T2SError("--max-parallel and --render-workers must be at least 1", "use 1 or more")
+    if args.table256:  # the cells notebook 03 completed are the same experiment: adopt them
+        from ..rewards.build import adopt_cells, adopt_scratch
+        from ..rewards.spec import write_spec
+
+        out.mkdir(parents=True, exist_ok=True)
+        spec = write_spec(out, spec)
+        adopt_cells(out, spec, prof.layout.rewards)
+        adopt_scratch(out, spec, prof.layout.rewards)
     result = build_table(out, spec, executor=args.executor or prof.rewards.executor, max_parallel=max_parallel,
                          render_workers=workers, slurm=prof.rewards.slurm)
     print(f"[rewards] {len(result.done)}/{len(spec.cells())} cells complete in {result.seconds:.0f} s -> "

@@ -70,7 +70,7 @@ def run_live256(prof: Profile, result: Table256, *, workers: int = 1, log=print)
         log(f"[live256] {method}: seen {summary['seen_mean']:.2f}, unseen {summary['unseen_mean']:.2f}, "
             f"loo {summary['loo']['mean']:.2f} ({summary['seconds']:.0f} s)")
     measured_problem = live256_problem(prof, result, measured_only=True)
-    val = validation_rows(prof, measured_problem)
+    val = validation_rows(prof, measured_problem, table=prof.layout.rewards256)
     k_curve = k_curve_table(measured_problem, tuple(sec.measured_budgets), measured_rows=val)
     k_tasks = k_curve_per_task(measured_problem, tuple(sec.measured_budgets), measured_rows=val)
     for k in sorted(set(k_tasks["K"])):  # measured selection as a summary per K (deterministic: one seed)

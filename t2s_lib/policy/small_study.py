@@ -126,14 +126,16 @@ def fraction_predictions(prof: Profile, result: Mapping[str, Any]) -> pd.DataFra
     return pd.DataFrame(rows).sort_values(["task", "fraction"], ascending=[True, False]).set_index(["task", "fraction"])
 
 
-def validation_rows(prof: Profile, problem: PolicyProblem) -> dict[str, np.ndarray] | None:
+def validation_rows(prof: Profile, problem: PolicyProblem, table=None) -> dict[str, np.ndarray] | None:
     """Per task, the seed-averaged 5-NN on a validation split of its training data for each setting of the
-    live table (``rewards.validation``), in the table's column order; None when the table has none."""
+    live table (``rewards.validation``; ``table``: another table folder), in the table's column order;
+    None when the table has none."""
     from ..rewards.analysis import load_rows
 
-    if not (prof.layout.rewards / "rewards.csv").is_file():
+    table = table if table is not None else prof.layout.rewards
+    if not (table / "rewards.csv").is_file():
         return None
-    rows = load_rows(prof.layout.rewards)
+    rows = load_rows(table)
     val = rows[rows["metric"] == "knn_val_top1"]
     if val.empty:
         return None

@@ -142,7 +142,7 @@ def table256_parts(prof: Profile) -> dict[str, list[str]]:
 
 def table256_spec(prof: Profile) -> RewardSpec:
     """The demo's reward table (:func:`spec_from_profile`) grown by the ``table256`` section: its
-    fraction, replicate seeds and held-out settings, in the same folder and with the same recipe,
+    fraction, replicate seeds and held-out settings, with the same recipe (built in ``rewards256``),
     so every cell the demo built is reused."""
     from .design import GENERATORS, resolution
 

@@ -8,34 +8,38 @@ from typing import Callable
 
 from ..errors import T2SError
 from ..profiles import Profile
-from .build import BuildResult, build_table
+from .build import BuildResult, adopt_cells, adopt_scratch, build_table
 from .cells import checkpoint_path
-from .spec import Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
+from .spec import Cell, RewardSpec, read_spec, spec_from_profile, table256_spec, write_spec
 
 
 def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
     """Build (or finish, or reuse) the table the profile asks for, under ``runs/<profile>/rewards``."""
-    spec = spec_from_profile(prof)
-    result = build_table(prof.layout.rewards, spec, executor=prof.rewards.executor,
-                         max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
-                         slurm=prof.rewards.slurm, log=log)
-    if result.failed:
-        raise T2SError(f"{len(result.failed)} reward cell(s) failed: {result.failed}",
-                       "fix the cause and rerun the notebook (completed cells are kept)")
-    return read_spec(prof.layout.rewards), result
+    return _build(prof, prof.layout.rewards, spec_from_profile(prof), "reward cell(s)", "rerun the notebook", log)
 
 
 def build_table256_cells(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
-    """Build (or finish, or reuse) the cells of the profile's 256-setting table (``table256``) in the
-    same folder as the demo's table, whose cells it reuses."""
-    spec = table256_spec(prof)
-    result = build_table(prof.layout.rewards, spec, executor=prof.rewards.executor,
+    """Build (or finish, or reuse) the profile's 256-setting table (``table256``) under
+    ``runs/<profile>/rewards256``: the cells notebook 03 completed are adopted (same experiment:
+    their backbones hard-linked, their 5-NN results copied), the others are built."""
+    return _build(prof, prof.layout.rewards256, table256_spec(prof), "cell(s) of the 256-setting table",
+                  "rerun (t2s rewards build --profile P --table256)", log, adopt_from=prof.layout.rewards)
+
+
+def _build(prof: Profile, table: Path, spec: RewardSpec, what: str, rerun: str, log: Callable[[str], None],
+           adopt_from: Path | None = None) -> tuple[RewardSpec, BuildResult]:
+    if adopt_from is not None:
+        table.mkdir(parents=True, exist_ok=True)
+        spec = write_spec(table, spec)
+        adopt_cells(table, spec, adopt_from, log=log)
+        adopt_scratch(table, spec, adopt_from, log=log)
+    result = build_table(table, spec, executor=prof.rewards.executor,
                          max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
                          slurm=prof.rewards.slurm, log=log)
     if result.failed:
-        raise T2SError(f"{len(result.failed)} cell(s) of the 256-setting table failed: {result.failed}",
-                       "fix the cause and rerun (t2s rewards build --profile P --table256; completed cells are kept)")
-    return read_spec(prof.layout.rewards), result
+        raise T2SError(f"{len(result.failed)} {what} failed: {result.failed}",
+                       f"fix the cause and {rerun}; completed cells are kept")
+    return read_spec(table), result
 
 
 def comparison_backbones(prof: Profile, table: str | Path | None = None) -> dict[str, Path]:
