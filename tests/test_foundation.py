@@ -64,7 +64,7 @@ def test_study_notebooks_are_numbered_and_selectable():
     notebooks = study_notebooks()
     names = [nb.stem for nb in notebooks]
     assert names == sorted(names)
-    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert [n[:2] for n in names] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     assert [nb.stem for nb in select_notebooks(notebooks, ["03"])] == ["03_rewards"]
     with pytest.raises(T2SError, match="no notebook matches"):
         select_notebooks(notebooks, ["99"])

@@ -37,7 +37,7 @@ def test_paper_plan_names_only_datasets_gpu_and_unfetched_assets(monkeypatch, ca
     assert rewards.seconds("cpu") > 500 * rewards.seconds("cuda")
     assert cli(["study", "--profile", "paper", "--plan", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["profile"] == "paper" and not out["ok"] and len(out["stages"]) == 7
+    assert out["profile"] == "paper" and not out["ok"] and len(out["stages"]) == 8
     # the scaling studies (notebook 07) are costed too: more points than the base, each a pre-training
     scaling = next(s for s in plan.stages if s.stage == "scaling")
     assert 0.2 * rewards.seconds("cuda") < scaling.seconds("cuda") < 2 * rewards.seconds("cuda")

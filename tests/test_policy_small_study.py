@@ -43,6 +43,11 @@ def test_small_study_problem_and_tables(run_profile):
     for method in methods.index:
         assert methods.loc[method, "unseen"] <= oracle["unseen"] + 1e-9
     assert set(per_task["reward-kernel setting"]) <= set(KEYS)
+    # a method that picks one setting for every task is named for what it is at this scale
+    (label,) = [m for m in methods.index if m.startswith("reward-kernel")]
+    loo = result["summaries"]["reward-kernel"]["loo"]["predictions"]["0"].values()
+    one = len(set(per_task["reward-kernel setting"]) | set(loo)) == 1
+    assert ("here)" in label) == one
 
 
 def test_small_study_missing_stage_is_named(tmp_path):

@@ -46,7 +46,7 @@ def best_fixed_key(summaries: Mapping[str, Mapping]) -> str:
 def method_label(method: str, summary: Mapping[str, Any], best_fixed: str) -> str:
     """The method's name, plus what it is at this scale when it picks one setting for every task."""
     picked = predictions(summary) | predictions(summary, "loo")
-    if method in ("best-fixed", "domain-randomization", "all-off") or len(picked) != 1:
+    if method in BASELINES or len(picked) != 1:  # baselines are named by what they are already
         return method
     (key,) = picked
     return f"{method} (= best fixed here)" if key == best_fixed else f"{method} (= fixed {key} here)"
