@@ -65,13 +65,9 @@ def _build(args: argparse.Namespace) -> int:
     if max_parallel < 1 or workers < 1:
         raise T2SError("--max-parallel and --render-workers must be at least 1", "use 1 or more")
     if args.table256:  # the cells notebook 03 completed are the same experiment: adopt them
-        from ..rewards.build import adopt_cells, adopt_scratch
-        from ..rewards.spec import write_spec
+        from ..rewards.build import adopt_table
 
-        out.mkdir(parents=True, exist_ok=True)
-        spec = write_spec(out, spec)
-        adopt_cells(out, spec, prof.layout.rewards)
-        adopt_scratch(out, spec, prof.layout.rewards)
+        spec = adopt_table(out, spec, prof.layout.rewards)
     result = build_table(out, spec, executor=args.executor or prof.rewards.executor, max_parallel=max_parallel,
                          render_workers=workers, slurm=prof.rewards.slurm)
     print(f"[rewards] {len(result.done)}/{len(spec.cells())} cells complete in {result.seconds:.0f} s -> "

@@ -40,7 +40,6 @@ class ValidationSplit:
         """5-NN % of ``backbone`` (checkpoint path or ``scratch:<arch>``) with the bank / queries."""
         from ..device import resolve_device
         from .features import extract_features
-        from .knn import knn_accuracy
         from .run import load_eval_backbone
 
         dev = resolve_device(device)
@@ -48,6 +47,12 @@ class ValidationSplit:
         kw = dict(device=dev, batch_size=int(self.knn.get("feature_batch", 128)), seed=self.seed)
         fb, yb = extract_features(model, self.bank, **kw)
         fq, yq = extract_features(model, self.queries, **kw)
+        return self._knn(fb, yb, fq, yq)
+
+    def _knn(self, fb, yb, fq, yq) -> float:
+        """5-NN % of queries against the bank with this split's k-NN options."""
+        from .knn import knn_accuracy
+
         return knn_accuracy(fb, yb, fq, yq, k=int(self.knn.get("k", 5)), temperature=float(self.knn.get("temperature", 0.07)),
                             num_classes=self.task.num_classes)
 
@@ -56,17 +61,13 @@ class ValidationSplit:
         order, e.g. by the test-split 5-NN of the same backbone: no second feature pass."""
         import torch
 
-        from .knn import knn_accuracy
-
         labels = torch.as_tensor(labels)
         expected = torch.as_tensor(np.asarray(self.task.labels("train"))[self._chosen])
         if labels.shape != expected.shape or not torch.equal(labels.cpu(), expected):
             raise ValueError("features are not those of this split's training images in order")
         bank, queries = torch.as_tensor(self._bank_pos), torch.as_tensor(self._query_pos)
         dev = features.device
-        return knn_accuracy(features[bank.to(dev)], labels[bank].to(dev), features[queries.to(dev)],
-                            labels[queries].to(dev), k=int(self.knn.get("k", 5)),
-                            temperature=float(self.knn.get("temperature", 0.07)), num_classes=self.task.num_classes)
+        return self._knn(features[bank.to(dev)], labels[bank].to(dev), features[queries.to(dev)], labels[queries].to(dev))
 
     @property
     def sizes(self) -> dict[str, int]:

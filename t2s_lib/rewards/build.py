@@ -247,6 +247,20 @@ def adopt_scratch(table: str | Path, spec: RewardSpec, source: str | Path, *,
     return adopted
 
 
+def adopt_table(table: str | Path, spec: RewardSpec, source: str | Path, *,
+                log: Callable[[str], None] = print) -> RewardSpec:
+    """Record ``spec`` in ``table`` and adopt every cell (pre-trained and scratch) that ``source``
+    completed for the same experiment; returns the recorded spec."""
+    from .spec import write_spec
+
+    table = Path(table)
+    table.mkdir(parents=True, exist_ok=True)
+    spec = write_spec(table, spec)
+    adopt_cells(table, spec, source, log=log)
+    adopt_scratch(table, spec, source, log=log)
+    return spec
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)

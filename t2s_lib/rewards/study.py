@@ -8,9 +8,9 @@ from typing import Callable
 
 from ..errors import T2SError
 from ..profiles import Profile
-from .build import BuildResult, adopt_cells, adopt_scratch, build_table
+from .build import BuildResult, adopt_table, build_table
 from .cells import checkpoint_path
-from .spec import Cell, RewardSpec, read_spec, spec_from_profile, table256_spec, write_spec
+from .spec import Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
 
 
 def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
@@ -29,10 +29,7 @@ def build_table256_cells(prof: Profile, *, log: Callable[[str], None] = print) -
 def _build(prof: Profile, table: Path, spec: RewardSpec, what: str, rerun: str, log: Callable[[str], None],
            adopt_from: Path | None = None) -> tuple[RewardSpec, BuildResult]:
     if adopt_from is not None:
-        table.mkdir(parents=True, exist_ok=True)
-        spec = write_spec(table, spec)
-        adopt_cells(table, spec, adopt_from, log=log)
-        adopt_scratch(table, spec, adopt_from, log=log)
+        spec = adopt_table(table, spec, adopt_from, log=log)
     result = build_table(table, spec, executor=prof.rewards.executor,
                          max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
                          slurm=prof.rewards.slurm, log=log)
