@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .errors import T2SError
 from .paths import CURATED_DATA_DIR
 from .profiles import Profile, load_profile
 
@@ -92,7 +93,6 @@ class StudyPlan:
 def _task_sizes(prof: Profile, name: str, plan: StudyPlan) -> tuple[int, int, int]:
     """(train, test, classes) of a task: the fetched offline data, the published counts of a paper task
     (its folder checked under the data root), or a user's folder; records what is missing."""
-    from .errors import T2SError
     from .tasks import PAPER_SPECS, get_task
     from .tasks.fetch import BUILDERS, is_fetched
 
@@ -319,14 +319,26 @@ def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
     if not pts:
         cost.actions = ["no scaling axes in this profile"]
         return cost
-    # which settings the policies pick is known only after notebook 05: count one per policy method
-    policies = [m for m in sec.methods if m in ("task2sim", "measured")]
-    n_settings = len(policies) + ("domain_randomization" in sec.methods) + (sec.random_draws if "random" in sec.methods else 0)
+    # which settings the policies pick is known once their summaries exist (notebooks 05 / 09): count
+    # them then; before, one per policy method
+    from .rewards.spec import SCRATCH
+
+    try:
+        chosen = sorted({k for per_task in scaling.method_settings(prof).values() for keys in per_task.values()
+                         for k in keys if k != SCRATCH})
+        counted = f"{len(chosen)} distinct settings per point (counted from the policies' predictions)"
+    except T2SError:  # a policy summary is not there yet
+        policies = [m for m in sec.methods if m in ("task2sim", "measured")]
+        n_guess = len(policies) + ("domain_randomization" in sec.methods) + (sec.random_draws if "random" in sec.methods else 0)
+        chosen = [None] * n_guess
+        counted = (f"~{n_guess} settings per point ({', '.join(sec.methods)}; assumes one distinct setting per "
+                   f"policy method until the policies have run: each more one adds a pre-training per point and seed)")
+    n_settings = len(chosen)
     tasks = scaling.scaling_tasks(prof)
     lin, knn = prof.evaluate.options("linear"), prof.evaluate.options("knn")
     in_table = {(c.setting, c.seed) for c in spec_from_profile(prof).cells()}
-    base_new = n_settings * len(sec.seeds) - sum(1 for s in sec.seeds if ("1_1_1_1_1_3_0_1_1", s) in in_table) \
-        if "domain_randomization" in sec.methods else n_settings * len(sec.seeds)
+    known = [k for k in chosen if k is not None] or (["1_1_1_1_1_3_0_1_1"] if "domain_randomization" in sec.methods else [])
+    base_new = n_settings * len(sec.seeds) - sum(1 for k in known for s in sec.seeds if (k, s) in in_table)
     for axis, value, name in [(None, None, "base")] + pts:
         p = prof if axis is None else scaling.point_profile(prof, axis, value)
         render, cfg = p.pretrain.render, p.pretrain.config()
@@ -341,8 +353,7 @@ def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
             cost.forward_gflop += (cells + scratch) * n * _gflop(cfg.arch, knn.img_size)
     axes = {a: getattr(sec.axes, a) for a in scaling.AXES if getattr(sec.axes, a)}
     cost.actions = [f"{len(pts)} points besides the base ({', '.join(f'{a}: {v}' for a, v in axes.items())}), seeds {list(sec.seeds)}",
-                    f"~{n_settings} settings per point ({', '.join(sec.methods)}; assumes one distinct setting per "
-                    f"policy method: each more one adds a pre-training per point and seed)",
+                    counted,
                     f"5-NN and linear probe on {len(tasks)} task(s); the base point reuses notebook 03's cells"]
     return cost
 

@@ -20,6 +20,28 @@ def test_smoke_and_cpu_plans_are_complete_here(lib, digits_task, tmp_path, monke
     assert not (tmp_path / "runs").exists()  # planning runs nothing and writes nothing
 
 
+def test_scaling_cost_counts_the_settings_the_policy_picked(lib, digits_task, tmp_path, monkeypatch):
+    """Before the policy has run, the scaling plan assumes one setting per policy method; once its
+    summary exists it counts the distinct settings it predicted (each costs a cell per point and seed)."""
+    from t2s_lib.profiles import load_profile
+    from t2s_lib.scaling import scaling_tasks
+
+    monkeypatch.setenv("T2S_RUNS", str(tmp_path / "runs"))
+    overrides = {"scaling.methods": ["task2sim", "domain_randomization", "scratch"], "scaling.task2sim_policy": "paper-256"}
+    guess = next(s for s in plan_study(load_profile("smoke", overrides)).stages if s.stage == "scaling")
+    assert "~2 settings per point" in guess.actions[1]
+    prof = load_profile("smoke", overrides)
+    tasks = scaling_tasks(prof)
+    picks = ["0_0_0_0_0_1_0_0_0", "1_0_0_0_0_1_0_0_0", "0_1_0_0_0_1_0_0_0"]
+    summary = prof.layout.policy_live256 / "paper" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"predictions": {"0": {t: picks[i % 3] for i, t in enumerate(tasks)}}}))
+    counted = next(s for s in plan_study(prof).stages if s.stage == "scaling")
+    n = len({picks[i % 3] for i in range(len(tasks))}) + 1  # + domain randomisation
+    assert f"{n} distinct settings per point" in counted.actions[1]
+    assert counted.seconds("cpu") > guess.seconds("cpu") or n == 2
+
+
 def test_paper_plan_names_only_datasets_gpu_and_unfetched_assets(monkeypatch, capsys):
     import torch
 

@@ -179,6 +179,13 @@ def test_same_seed_same_result(problem):
     assert a["predictions"] == b["predictions"] and a["p_vary"] == b["p_vary"]
 
 
+def test_parallel_workers_give_the_serial_summary(problem):
+    serial, _ = run_variant("paper", problem, [0, 1, 2], options={"epochs": 52}, loo_seeds=[3])
+    parallel, _ = run_variant("paper", problem, [0, 1, 2], options={"epochs": 52}, loo_seeds=[3], workers=2)
+    for key in ("seen_per_seed", "unseen_per_seed", "predictions", "p_vary", "loo"):
+        assert serial[key] == parallel[key], key
+
+
 def test_baseline_anchor_numbers(problem):
     expected = {
         "oracle": (32.60, 61.62),
