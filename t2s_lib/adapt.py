@@ -68,12 +68,24 @@ def table_backbones(table: str | Path) -> TableBackbones:
 
 
 def validation_measure(task, tb: TableBackbones, *, device: str = "auto", seed: int = 0,
-                       log: Callable[[str], None] = print) -> tuple[Callable[[list[int]], list[float]], dict[str, int]]:
+                       log: Callable[[str], None] = print) -> tuple[Callable[[list[int]], list[float]], dict[str, Any]]:
     """measure_columns(cols) -> 5-NN % of each column's backbone on the task's validation split
-    (:class:`~t2s_lib.evaluate.validation.ValidationSplit`), and the split's sizes."""
+    (:class:`~t2s_lib.evaluate.validation.ValidationSplit`), and the split's sizes plus the
+    classes it has no query of (``classes_without_queries``: named in the log, not silently dropped)."""
     from .evaluate.validation import ValidationSplit
 
     split = ValidationSplit(task, tb.knn, seed)
+    # a class with a single (kept) training image lands in the bank only: the measurement cannot see it
+    queried = set(np.asarray(split.queries.dataset.targets).tolist())
+    missing = [c for i, c in enumerate(task.classes) if i not in queried]
+    if not queried:
+        raise T2SError(f"task {task.name!r}: the validation split has no validation query (every class has fewer "
+                       f"than 2 training images{'' if tb.knn.get('max_train') is None else ' in the capped split'})",
+                       "add training images: at least 2 per class (3 or more for a 70/30 folder of class folders)")
+    if missing:
+        log(f"[adapt] warning: class(es) {missing[:10]}{' ...' if len(missing) > 10 else ''} of {task.name!r} have "
+            "no validation query (a single training image, kept in the neighbour bank): the measured 5-NN ignores "
+            "them; add training images to measure them")
 
     def measure_columns(cols: list[int]) -> list[float]:
         out = []
@@ -83,7 +95,7 @@ def validation_measure(task, tb: TableBackbones, *, device: str = "auto", seed: 
             out.append(value)
         return out
 
-    return measure_columns, split.sizes
+    return measure_columns, {**split.sizes, "classes_without_queries": missing}
 
 
 def _png(fig) -> str:
@@ -97,6 +109,19 @@ def _png(fig) -> str:
 
 def _points(x: float | None) -> str:
     return "n/a (not in the table)" if x is None else f"{x:+.2f} points"
+
+
+def _input_notes(rec: dict[str, Any]) -> str:
+    """Warnings about the task's images for the report: skipped files, classes the validation cannot see."""
+    notes = []
+    if rec.get("bad_images_skipped"):
+        names = ", ".join(html.escape(Path(p).name) for p in rec["bad_images"][:5])
+        notes.append(f"skipped {rec['bad_images_skipped']} undecodable image(s) of the training split ({names})")
+    missing = rec["validation"].get("classes_without_queries") or []
+    if missing:
+        notes.append(f"class(es) {html.escape(', '.join(missing[:10]))} have no validation query (a single training "
+                     "image): the measured 5-NN ignores them")
+    return "".join(f"<p><b>Warning:</b> {n}.</p>" for n in notes)
 
 
 def _report_html(rec: dict[str, Any], figures: Sequence[tuple[str, str]]) -> str:
@@ -115,6 +140,7 @@ S camera distance, I light intensity, C light colour, D light direction, B blur,
 <p>Measured with K = {rec['budget']} of the {rec['table_settings']} stored backbones of the reward table
 <code>{html.escape(rec['table'])}</code>: 5-NN on a validation split of the task's training data
 ({rec['validation']['bank']} bank / {rec['validation']['queries']} query images; the test split was not used).</p>
+{_input_notes(rec)}
 <p>Predicted gain over domain randomisation (<code>{b['domain_randomization']}</code>): {_points(rec['gain_over_domain_randomization'])};
 over the table's best fixed setting (<code>{b['best_fixed']}</code>): {_points(rec['gain_over_best_fixed'])}
 (measured values where measured, else the posterior mean).</p>
@@ -125,8 +151,13 @@ over the table's best fixed setting (<code>{b['best_fixed']}</code>): {_points(r
 
 
 def adapt(task_spec: str, prof: Profile, out: str | Path, *, rewards: str | Path | None = None, budget: int | None = None,
-          render: int | None = None, pretrain: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Recommend a setting for ``task_spec``; writes ``out/recommendation.json`` and ``out/report.html``."""
+          render: int | None = None, pretrain: bool = False, on_bad_image: str = "raise",
+          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Recommend a setting for ``task_spec``; writes ``out/recommendation.json`` and ``out/report.html``.
+
+    ``on_bad_image``: an undecodable training image fails the run (``raise``, before any table is
+    built or backbone measured) or is left out and counted (``skip``), as in ``t2s task2vec``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,6 +173,11 @@ def adapt(task_spec: str, prof: Profile, out: str | Path, *, rewards: str | Path
         raise T2SError("--pretrain needs --render N (the images to pre-train on)", "add e.g. --render 4000")
     task = get_task(task_spec, root=prof.tasks.data_root)
     task.labels("train")  # an unreadable folder or missing data fails here, before any measurement
+    # every training image decoded once now: a bad file fails (or is skipped) before hours of table building
+    bad_images = task.check_images("train", on_bad_image)
+    if bad_images:
+        log(f"[adapt] skipped {len(bad_images)} undecodable image(s) of the training split: "
+            f"{', '.join(bad_images[:5])}{' ...' if len(bad_images) > 5 else ''}")
     if rewards is None and not prof.layout.reward_table.is_file():
         from .rewards.study import build_profile_table
 
@@ -178,6 +214,7 @@ def adapt(task_spec: str, prof: Profile, out: str | Path, *, rewards: str | Path
         "table_tasks": tb.tasks, "config": cfg.to_dict(),
         "validation": {"fraction": VAL_FRACTION, **sizes, "seed": prof.seed},
         "codes": {key: resolve_setting(key).code for key in tb.keys},
+        "bad_images_skipped": len(bad_images), "bad_images": bad_images[:20],
     }
     out.mkdir(parents=True, exist_ok=True)
     if render:

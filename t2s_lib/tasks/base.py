@@ -21,12 +21,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import T2SError
+from .images import ImageDecodeError, decode_rgb
 
 SPLITS = ("train", "test")
-
-
-class ImageDecodeError(T2SError):
-    """An image file could not be decoded (names the file)."""
 
 
 def _check_split(split: str) -> str:
@@ -91,21 +88,15 @@ class FileDataset:
         return len(self.paths)
 
     def load(self, index: int):
-        from PIL import Image, UnidentifiedImageError
-
+        """The image as 8-bit RGB (:func:`~t2s_lib.tasks.images.decode_rgb`), or None when skipped."""
         path = self.paths[index]
         try:
-            with Image.open(path) as im:
-                im.load()
-                return im.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            return decode_rgb(path)
+        except ImageDecodeError as exc:
             if self.on_bad_image == "skip":
                 self.bad_images.append(path)
                 return None
-            raise ImageDecodeError(
-                f"{self.dataset_name or 'dataset'}: cannot decode image {path} ({exc.__class__.__name__}: {exc})",
-                "replace or delete the file, or pass on_bad_image='skip' (CLI: --on-bad-image skip) to skip and count such files",
-            ) from exc
+            raise ImageDecodeError(f"{self.dataset_name or 'dataset'}: {exc.problem}", exc.fix) from exc
 
     def __getitem__(self, index: int):
         img = self.load(index)
@@ -226,6 +217,31 @@ class Task:
         ds = self.dataset(split, transform, on_bad_image=on_bad_image)
         idx = stratified_indices(self.labels(split), fraction=fraction, max_per_class=max_per_class, seed=seed)
         return SubsetDataset(ds, idx)
+
+    def check_images(self, split: str = "train", on_bad_image: str = "raise") -> list[str]:
+        """Decode every image file of ``split`` once, before a long computation relies on them.
+
+        ``raise``: the first undecodable (or oversized) file raises :class:`ImageDecodeError`;
+        ``skip``: such files leave the split (labels, paths and fingerprint), and are returned.
+        Array-backed splits have no files to check (returns ``[]``). Uses the same decoding and
+        skipping as :meth:`dataset` (:class:`FileDataset`), so what passes here loads later.
+        """
+        data = self._split(split)
+        if data.paths is None:
+            return []
+        files = FileDataset(data.paths, data.labels, on_bad_image=on_bad_image, dataset_name=self.name)
+        keep = [i for i in range(len(files)) if files.load(i) is not None]
+        if files.bad_images:
+            per_file = len(data.fingerprint_parts) == len(data.paths)
+            self._splits[split] = SplitData(
+                labels=data.labels[np.asarray(keep, dtype=np.int64)], paths=[data.paths[i] for i in keep],
+                fingerprint_parts=[data.fingerprint_parts[i] for i in keep] if per_file else
+                data.fingerprint_parts + [f"skipped:{p}" for p in files.bad_images])
+            if len(keep) == 0:
+                raise T2SError(f"task {self.name!r}: every image of the {split} split is undecodable "
+                               f"({len(files.bad_images)} files, e.g. {files.bad_images[0]})",
+                               "check the files (a failed copy or download?) and replace them")
+        return list(files.bad_images)
 
     def fingerprint(self, split: str = "train") -> str:
         """Content hash of a split: labels plus image bytes (arrays) or file names and sizes."""
