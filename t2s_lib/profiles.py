@@ -533,8 +533,34 @@ def _set_dotted(data: dict, dotted: str, value: Any, where: str) -> None:
     for key in keys[:-1]:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            raise T2SError(f"{where}: override {dotted!r}: {key!r} is not a section", "override a key inside a section")
+            raise T2SError(f"{where}: {key!r} is not a section", "override a key inside a section")
     node[keys[-1]] = value
+
+
+def _set_text(dotted: str, value: Any) -> str:
+    """``--set KEY=VALUE`` as the user wrote it (the value back in YAML flow style)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    return f"--set {dotted}={text.removesuffix('...').strip()}"
+
+
+def _override_error(exc: T2SError, data: dict, overrides: Mapping[str, Any], path: Path) -> T2SError:
+    """``exc`` (raised with ``overrides`` applied) blamed on the ``--set`` that caused it, not the file.
+
+    The file alone and then the overrides one by one are validated again: the first override
+    that makes it fail is named. An error the file has on its own stays the file's."""
+    try:
+        profile_from_dict(data, path)
+    except T2SError:
+        return exc
+    patched = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        _set_dotted(patched, dotted, value, str(path))
+        try:
+            profile_from_dict(patched, path)
+        except T2SError as culprit:
+            problem = culprit.problem.removeprefix(f"{path}: ")
+            return type(culprit)(f"{_set_text(dotted, value)}: {problem} (over profile {path})", culprit.fix)
+    return exc
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -574,10 +600,16 @@ def load_profile(name_or_path: str | Path | Profile = "smoke", overrides: Mappin
         raise T2SError(f"{path}: not valid YAML ({exc})", "fix the syntax of the profile file") from exc
     if not isinstance(data, dict):
         raise T2SError(f"{path}: a profile must be a mapping of sections", "see t2s_lib/profiles/cpu.yaml")
-    data = copy.deepcopy(data)
+    patched = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value, str(path))
-    return profile_from_dict(data, path)
+        _set_dotted(patched, dotted, value, f"{_set_text(dotted, value)} (over profile {path})")
+    try:
+        return profile_from_dict(patched, path)
+    except T2SError as exc:
+        if not overrides:
+            raise
+        # the value came from --set, not from the file the error would otherwise name
+        raise _override_error(exc, data, overrides, path) from None
 
 
 def profile_from_dict(data: Mapping[str, Any], path: str | Path = "<profile>") -> Profile:

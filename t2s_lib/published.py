@@ -36,6 +36,8 @@ ALL_TASKS: tuple[str, ...] = SEEN_TASKS + UNSEEN_TASKS
 TASK2VEC_DIM = 9600
 
 REWARD_FILE = PUBLISHED_DATA_DIR / "reward_db.json"
+#: Rewards are accuracies in percent (5-NN top-1); the table format states no other metric range.
+REWARD_RANGE: tuple[float, float] = (0.0, 100.0)
 VECTOR_FILES = (PUBLISHED_DATA_DIR / "task2vec_seen.npz", PUBLISHED_DATA_DIR / "task2vec_unseen.npz")
 
 
@@ -93,11 +95,13 @@ def reward_table_from_mapping(
     source: str = "",
     tasks: Iterable[str] | None = None,
     require_all_settings: bool = True,
+    value_range: tuple[float, float] | None = REWARD_RANGE,
 ) -> RewardTable:
     """Validate ``{task: {key: reward}}`` and turn it into a :class:`RewardTable`.
 
     Every task must have the same set of keys (all 256 when ``require_all_settings``), every key
-    must parse, every value must be a finite number.
+    must parse, every value must be a finite number within ``value_range`` (accuracies in percent;
+    ``None`` for a score of another range).
     """
     where = source or "reward table"
     if not isinstance(data, Mapping) or not data:
@@ -133,17 +137,25 @@ def reward_table_from_mapping(
             value = row[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise T2SError(f"{where}: task {task!r}, setting {key!r}: reward {value!r} is not a finite number")
+            if value_range is not None and not value_range[0] <= value <= value_range[1]:
+                # an accuracy of -5 % or 100.5 % is a broken table, not a reward to learn from
+                low, high = (f"{v:g}" for v in value_range)
+                raise T2SError(f"{where}: task {task!r}, setting {key!r}: reward {value!r} is outside {low}..{high} "
+                               "(rewards are accuracies in percent)",
+                               "fix or rebuild the table (t2s rewards build writes 5-NN accuracies in percent)")
             values[i, j] = float(value)
     return RewardTable(task_names, keys, values, source)
 
 
 def load_reward_table(
-    path: str | Path | None = None, tasks: Iterable[str] | None = None, *, require_all_settings: bool = True
+    path: str | Path | None = None, tasks: Iterable[str] | None = None, *, require_all_settings: bool = True,
+    value_range: tuple[float, float] | None = REWARD_RANGE,
 ) -> RewardTable:
     """Load a reward table JSON (default: the published 20 x 256 table).
 
     With ``require_all_settings=False`` a table over a subset of the settings (the same subset for
-    every task, e.g. the few settings a small study pre-trained on) is accepted."""
+    every task, e.g. the few settings a small study pre-trained on) is accepted. Every reward must
+    lie within ``value_range`` (see :func:`reward_table_from_mapping`)."""
     path = Path(path) if path is not None else REWARD_FILE
     if not path.is_file():
         raise T2SError(f"{path}: reward table not found", "check the path (the published table ships in t2s_lib/data/published)")
@@ -153,7 +165,8 @@ def load_reward_table(
         raise T2SError(f"{path}: not valid JSON ({exc})") from exc
     if path == REWARD_FILE and tasks is None:
         tasks = ALL_TASKS
-    return reward_table_from_mapping(data, source=str(path), tasks=tasks, require_all_settings=require_all_settings)
+    return reward_table_from_mapping(data, source=str(path), tasks=tasks, require_all_settings=require_all_settings,
+                                     value_range=value_range)
 
 
 @lru_cache(maxsize=4)
@@ -181,28 +194,61 @@ def open_vectors_npz(path: str | Path):
                        "give .npz files written by `t2s task2vec` (or the published vectors)") from exc
 
 
+def embedding_task_name(path: str | Path) -> str:
+    """The task of a one-task npz written by ``t2s task2vec``: the one its ``.json`` metadata
+    records, else (no metadata beside it) the file's stem."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if not meta_path.is_file():
+        return path.stem
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise T2SError(f"{meta_path}: the metadata of {path.name} is not valid JSON ({exc})",
+                       f"recompute the vector with `t2s task2vec --task NAME --out {path}`, or delete {meta_path.name} "
+                       "to name the task by the file name") from exc
+    task = meta.get("task") if isinstance(meta, dict) else None
+    return task if isinstance(task, str) and task else path.stem
+
+
+def _npz_vectors(path: Path, npz) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """``(task, hessian, scale or None)`` of every task of one npz, in either format: the published
+    one (``task_names`` + ``<Task>__hessian`` / ``<Task>__scale``) or the one-task file that
+    ``t2s task2vec`` writes (``hessian`` + ``scale``, the task in its metadata)."""
+    if "task_names" in npz.files:
+        out = []
+        for task in [str(t) for t in npz["task_names"]]:
+            hkey, skey = f"{task}__hessian", f"{task}__scale"
+            if hkey not in npz.files:
+                raise T2SError(f"{path}: task {task!r} has no {hkey!r} array")
+            out.append((task, npz[hkey], npz[skey] if skey in npz.files else None))
+        return out
+    if "hessian" in npz.files:
+        return [(embedding_task_name(path), npz["hessian"], npz["scale"] if "scale" in npz.files else None)]
+    raise T2SError(f"{path}: neither a 'hessian' array (a `t2s task2vec` file) nor 'task_names' with "
+                   "<Task>__hessian arrays (the published format)",
+                   "give .npz files written by `t2s task2vec` (or the published vectors)")
+
+
 def load_task2vec_vectors(paths: Iterable[str | Path] | None = None, dim: int = TASK2VEC_DIM) -> dict[str, np.ndarray]:
-    """Load Task2Vec vectors from npz files (``task_names`` + ``<Task>__hessian`` arrays).
+    """Load Task2Vec vectors from npz files: one task per file as ``t2s task2vec`` writes them
+    (``hessian`` + ``scale``, named by :func:`embedding_task_name`), or several per file as
+    published (``task_names`` + ``<Task>__hessian`` arrays); the two may be mixed.
 
     Returns ``{task: float64 vector}`` (the raw hessian; ``scale`` is checked to be all ones,
     as in the published Monte-Carlo embeddings, and otherwise divided out).
     """
     vectors: dict[str, np.ndarray] = {}
+    origin: dict[str, Path] = {}
     for path in (paths if paths is not None else VECTOR_FILES):
         path = Path(path)
         with open_vectors_npz(path) as npz:
-            if "task_names" not in npz.files:
-                raise T2SError(f"{path}: no 'task_names' array", "save vectors with task_names and <Task>__hessian arrays")
-            for task in [str(t) for t in npz["task_names"]]:
-                hkey = f"{task}__hessian"
-                if hkey not in npz.files:
-                    raise T2SError(f"{path}: task {task!r} has no {hkey!r} array")
-                vec = np.asarray(npz[hkey], dtype=np.float64).reshape(-1)
+            for task, hessian, scale in _npz_vectors(path, npz):
+                vec = np.asarray(hessian, dtype=np.float64).reshape(-1)
                 if vec.shape[0] != dim:
                     raise T2SError(f"{path}: vector of {task!r} has length {vec.shape[0]}, expected {dim}")
-                skey = f"{task}__scale"
-                if skey in npz.files:
-                    scale = np.asarray(npz[skey], dtype=np.float64).reshape(-1)
+                if scale is not None:
+                    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
                     if scale.shape != vec.shape:
                         raise T2SError(f"{path}: scale of {task!r} has length {scale.shape[0]}, expected {dim}")
                     if not np.all(scale == 1.0):
@@ -211,7 +257,10 @@ def load_task2vec_vectors(paths: Iterable[str | Path] | None = None, dim: int = 
                     raise T2SError(f"{path}: vector of {task!r} has non-finite entries")
                 if np.any(vec < 0):
                     raise T2SError(f"{path}: vector of {task!r} has negative entries (a Fisher diagonal cannot)")
-                vectors[task] = vec
+                if task in vectors:  # one task, two vectors: which one the policy sees must not be luck
+                    raise T2SError(f"task {task!r} has a vector in both {origin[task]} and {path}",
+                                   "give one vector file per task")
+                vectors[task], origin[task] = vec, path
     return vectors
 
 

@@ -9,7 +9,9 @@ from ._common import parse_seeds
 
 def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rewards", default=None, help="reward table JSON {task: {key: reward}} (default: the published table)")
-    p.add_argument("--vectors", nargs="*", default=None, help="Task2Vec npz file(s) (default: the published vectors)")
+    p.add_argument("--vectors", nargs="*", default=None,
+                   help="Task2Vec npz file(s): those `t2s task2vec` writes (one task each) and/or multi-task files "
+                        "in the published format (default: the published vectors)")
     p.add_argument("--seen", default=None, help="comma-separated seen tasks (with --rewards)")
     p.add_argument("--unseen", default=None, help="comma-separated unseen tasks (with --rewards)")
     p.add_argument("--workers", type=int, default=1, help="processes for seeds / leave-one-out folds")

@@ -80,8 +80,10 @@ def problem_from_files(
     *,
     name: str | None = None,
 ) -> PolicyProblem:
-    """A problem from a reward table JSON and Task2Vec npz files (e.g. the small study's own)."""
+    """A problem from a reward table JSON and Task2Vec npz files (e.g. the small study's own, or the
+    one-task files ``t2s task2vec`` writes)."""
     seen, unseen = tuple(seen), tuple(unseen)
+    vector_paths = list(vector_paths)  # read twice below (a generator would be empty the second time)
     table = load_reward_table(reward_path, tasks=seen + unseen, require_all_settings=False)
     vectors = load_task2vec_vectors(vector_paths, dim=_first_dim(vector_paths))
     return PolicyProblem(table, vectors, seen, unseen, name or Path(reward_path).stem)
@@ -90,9 +92,11 @@ def problem_from_files(
 def _first_dim(paths: Iterable[str | Path]) -> int:
     from ..published import open_vectors_npz
 
+    # the length of the first vector; load_task2vec_vectors then refuses any of another length
     for path in paths:
         with open_vectors_npz(path) as npz:
             for key in npz.files:
-                if key.endswith("__hessian"):
+                if key == "hessian" or key.endswith("__hessian"):
                     return int(np.asarray(npz[key]).size)
-    raise T2SError(f"no '<Task>__hessian' arrays in {list(paths)}")
+    raise T2SError(f"no Task2Vec vectors ('hessian' or '<Task>__hessian' arrays) in {[str(p) for p in paths]}",
+                   "give .npz files written by `t2s task2vec` (or the published vectors)")

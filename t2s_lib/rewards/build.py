@@ -9,7 +9,8 @@ Output folder layout::
                          read unchanged by the policy code
     rewards.csv          tidy: setting, seed, backbone, task, metric, value (one row per measurement,
                          scratch and every seed included) + per-cell pre-training rows
-    failed.json          the cells that failed in the last build, with their errors (absent if none)
+    failed.json          the cells that failed in the last build, with their errors (absent if none;
+                         never a cell whose result is complete)
     slurm/               submitit's job files (Slurm executor)
 
 Executors (no home-made scheduler): ``inline`` (this process, sequentially), ``debug``
@@ -21,7 +22,6 @@ several GPUs per job run torchrun inside the job).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -31,10 +31,15 @@ from typing import Any, Callable
 
 from ..errors import T2SError
 from ..io import atomic_path, write_json
-from .cells import cell_dir, cell_done, knn_path, knn_val_path, linear_path, run_cell
+from ..procs import output_lock
+from .cells import (cell_dir, cell_done, knn_path, knn_val_path, linear_path, read_manifest, read_record, read_result,
+                    run_cell)
 from .spec import Cell, RewardSpec, read_spec
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
+#: what holds a table folder's lock: one build or adoption at a time (a second build would run the
+#: cells the first is running, fail on their locks and report them as failed)
+TABLE_LOCK = "a reward table being built"
 
 
 class CellJob:
@@ -133,43 +138,49 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
     table = Path(table)
     check_tasks(spec)
     table.mkdir(parents=True, exist_ok=True)
-    spec = write_spec(table, spec)
-    t0 = time.perf_counter()
-    cells = spec.cells()
-    pending = [c for c in cells if not cell_done(table, spec, c)]
-    skipped = [c.name for c in cells if c not in pending]
-    log(f"[rewards] {len(cells)} cells ({len(skipped)} complete, {len(pending)} to run) x {len(spec.tasks)} tasks "
-        f"-> {table} (executor {executor})")
-    failures: dict[str, str] = {}
-    if executor == "inline":
-        for cell in pending:
-            try:
-                run_cell(table, spec, cell, render_workers=render_workers, log=log)
-            except T2SError as exc:
-                failures[cell.name] = exc.problem
-                log(f"[rewards] {cell.name} FAILED: {exc.problem}")
-    elif pending:
-        import submitit
+    # one builder per table folder: a second one is refused before it writes anything (spec.json,
+    # failed.json); its cells are locked one by one as they run
+    with output_lock(table, TABLE_LOCK):
+        spec = write_spec(table, spec)
+        t0 = time.perf_counter()
+        cells = spec.cells()
+        pending = [c for c in cells if not cell_done(table, spec, c)]
+        skipped = [c.name for c in cells if c not in pending]
+        log(f"[rewards] {len(cells)} cells ({len(skipped)} complete, {len(pending)} to run) x {len(spec.tasks)} tasks "
+            f"-> {table} (executor {executor})")
+        failures: dict[str, str] = {}
+        if executor == "inline":
+            for cell in pending:
+                try:
+                    run_cell(table, spec, cell, render_workers=render_workers, log=log)
+                except T2SError as exc:
+                    failures[cell.name] = exc.problem
+                    log(f"[rewards] {cell.name} FAILED: {exc.problem}")
+        elif pending:
+            import submitit
 
-        jobs = [CellJob(str(table), c, render_workers, gpus=(slurm.gpus_per_node if executor == "slurm" and slurm else 1))
-                for c in pending]
-        if executor == "slurm":
-            if slurm is None:
-                raise T2SError("the slurm executor needs the profile's rewards.slurm resources", "use --profile")
-            failures = _run_submitit(jobs, slurm_executor(table, slurm, len(jobs)))
-        elif executor == "debug":
-            failures = _run_submitit(jobs, submitit.AutoExecutor(folder=str(table / "submitit"), cluster="debug"))
-        else:
-            ex = submitit.AutoExecutor(folder=str(table / "submitit" / "%j"), cluster="local")
-            ex.update_parameters(timeout_min=24 * 60)
-            failures = _run_capped(jobs, ex, max_parallel, log)
-    assemble(table, spec)
-    if failures:
-        write_json(table / "failed.json", failures)
-    elif (table / "failed.json").exists():
-        (table / "failed.json").unlink()
-    done = [c.name for c in cells if cell_done(table, spec, c)]
-    return BuildResult(table, done, failures, skipped, time.perf_counter() - t0)
+            jobs = [CellJob(str(table), c, render_workers, gpus=(slurm.gpus_per_node if executor == "slurm" and slurm else 1))
+                    for c in pending]
+            if executor == "slurm":
+                if slurm is None:
+                    raise T2SError("the slurm executor needs the profile's rewards.slurm resources", "use --profile")
+                failures = _run_submitit(jobs, slurm_executor(table, slurm, len(jobs)))
+            elif executor == "debug":
+                failures = _run_submitit(jobs, submitit.AutoExecutor(folder=str(table / "submitit"), cluster="debug"))
+            else:
+                ex = submitit.AutoExecutor(folder=str(table / "submitit" / "%j"), cluster="local")
+                ex.update_parameters(timeout_min=24 * 60)
+                failures = _run_capped(jobs, ex, max_parallel, log)
+        # a cell that another process held (and finished) while this build ran is no failure
+        failures = {name: problem for name, problem in failures.items()
+                    if not cell_done(table, spec, next(c for c in cells if c.name == name))}
+        assemble(table, spec)
+        if failures:
+            write_json(table / "failed.json", failures)
+        elif (table / "failed.json").exists():
+            (table / "failed.json").unlink()
+        done = [c.name for c in cells if cell_done(table, spec, c)]
+        return BuildResult(table, done, failures, skipped, time.perf_counter() - t0)
 
 
 def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,
@@ -189,10 +200,11 @@ def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,
     same_knn = src.knn == spec.knn
     adopted = []
     for cell in spec.cells():
-        if cell.is_scratch or cell_done(table, spec, cell) or (cell_dir(table, cell) / "cell.json").is_file():
+        if cell.is_scratch or cell_done(table, spec, cell) or read_manifest(cell_dir(table, cell) / "cell.json"):
             continue
         origin = cell_dir(source, cell)
-        if not (origin / "cell.json").is_file() or not (origin / "pretrain" / "checkpoint.pt").is_file():
+        manifest = read_manifest(origin / "cell.json")  # a damaged source cell is not adopted
+        if manifest is None or not (origin / "pretrain" / "checkpoint.pt").is_file():
             continue
         # the whole cell folder appears at once (cell.json with its backbone), replacing an
         # unfinished attempt of this cell (one without cell.json)
@@ -202,11 +214,10 @@ def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,
                 for task in set(src.tasks) & set(spec.tasks):
                     for path_of in (knn_path,) + ((knn_val_path,) if src.validation and spec.validation else ()):
                         found = path_of(source, cell, task)
-                        if found.is_file():
+                        if read_result(found) is not None:
                             target = staging / found.relative_to(origin)
                             target.parent.mkdir(parents=True, exist_ok=True)
                             shutil.copy2(found, target)
-            manifest = json.loads((origin / "cell.json").read_text())
             write_json(staging / "cell.json", {**manifest, "adopted_from": str(origin)})
         adopted.append(cell.name)
     if adopted:
@@ -236,7 +247,7 @@ def adopt_scratch(table: str | Path, spec: RewardSpec, source: str | Path, *,
         for path_of in kinds:
             for task in spec.tasks:
                 found, target = path_of(source, cell, task), path_of(table, cell, task)
-                if found.is_file() and not target.is_file():
+                if read_result(found) is not None and read_result(target) is None:
                     with atomic_path(target) as tmp:
                         shutil.copy2(found, tmp)
                     copied += 1
@@ -255,9 +266,10 @@ def adopt_table(table: str | Path, spec: RewardSpec, source: str | Path, *,
 
     table = Path(table)
     table.mkdir(parents=True, exist_ok=True)
-    spec = write_spec(table, spec)
-    adopt_cells(table, spec, source, log=log)
-    adopt_scratch(table, spec, source, log=log)
+    with output_lock(table, TABLE_LOCK):
+        spec = write_spec(table, spec)
+        adopt_cells(table, spec, source, log=log)
+        adopt_scratch(table, spec, source, log=log)
     return spec
 
 
@@ -276,13 +288,13 @@ def collect_rows(table: Path, spec: RewardSpec) -> list[dict[str, Any]]:
         for task in spec.tasks:
             for metric, path in (("knn_top1", knn_path(table, cell, task)), ("knn_val_top1", knn_val_path(table, cell, task)),
                                  ("linear_top1", linear_path(table, cell, task))):
-                if path.is_file():
-                    rec = json.loads(path.read_text())
+                rec = read_result(path)  # a damaged file is no measurement (the next build recomputes it)
+                if rec is not None:
                     rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": task,
                                  "metric": metric, "value": rec["value"]})
-        manifest = cell_dir(table, cell) / "cell.json"
-        if manifest.is_file():
-            last = json.loads(manifest.read_text())["final_epoch"]
+        manifest = read_manifest(cell_dir(table, cell) / "cell.json")
+        if manifest is not None:
+            last = manifest["final_epoch"]
             for metric in ("val_acc", "train_loss", "val_loss"):
                 if metric in last and last[metric] is not None:
                     rows.append({"setting": cell.setting, "seed": cell.seed, "backbone": backbone, "task": "pretrain",
@@ -321,10 +333,10 @@ def table_status(table: str | Path) -> dict[str, Any]:
     cells = []
     for cell in spec.cells():
         folder = cell_dir(table, cell)
-        knn = [t for t in spec.tasks if knn_path(table, cell, t).is_file()]
+        knn = [t for t in spec.tasks if read_result(knn_path(table, cell, t)) is not None]
         if cell.is_scratch:
             stage = "n/a"
-        elif (folder / "cell.json").is_file():
+        elif read_manifest(folder / "cell.json") is not None:
             stage = "pre-trained"
         elif (folder / "pretrain" / "checkpoint.pt").is_file():
             stage = "pre-training"
@@ -336,6 +348,8 @@ def table_status(table: str | Path) -> dict[str, Any]:
             stage = "pending"
         cells.append({"cell": cell.name, "stage": stage, "knn_tasks": len(knn), "tasks": len(spec.tasks),
                       "done": cell_done(table, spec, cell)})
-    failed = json.loads((table / "failed.json").read_text()) if (table / "failed.json").is_file() else {}
+    # failures of the last build, less the cells finished since (by another build, or adopted)
+    pending = {c["cell"] for c in cells if not c["done"]}
+    failed = {k: v for k, v in (read_record(table / "failed.json") or {}).items() if k in pending}
     return {"table": str(table), "identity": spec.identity, "cells": cells, "done": sum(c["done"] for c in cells),
             "total": len(cells), "failed": failed}

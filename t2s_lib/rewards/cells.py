@@ -11,13 +11,16 @@ Layout of a cell (``<table>/cells/<setting_key>/s<seed>/``)::
 
 Every stage skips what is complete and resumes what is partial (rendering by chunks, pre-training
 from its checkpoint, 5-NN per task), and every file appears atomically, so ``kill -9`` at any
-moment followed by a rerun gives the same numbers as an uninterrupted run. A ``scratch`` cell has
+moment followed by a rerun gives the same numbers as an uninterrupted run. A damaged JSON file
+(emptied, truncated, edited: :func:`read_result`, :func:`read_manifest`) counts as missing, so
+its stage runs again, as a damaged image or checkpoint is redone. A ``scratch`` cell has
 no images and no pre-training: its backbone is the randomly initialised architecture.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +31,7 @@ from ..errors import T2SError
 from ..io import write_json
 from ..paths import safe_name
 from ..procs import output_lock
+from ..published import REWARD_RANGE
 from .spec import Cell, RewardSpec
 
 
@@ -57,10 +61,49 @@ def knn_val_path(table: Path, cell: Cell, task: str) -> Path:
     return cell_dir(table, cell) / "knn_val" / f"{safe_name(task)}.json"
 
 
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A cell's JSON file as a dict, or None when it is missing or damaged (emptied, truncated, not
+    a JSON object): one bad file then means "run that stage again", not a failed build."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:  # JSONDecodeError, and UnicodeDecodeError for binary garbage
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_result(path: Path) -> dict[str, Any] | None:
+    """A 5-NN / linear-probe result whose ``value`` is an accuracy in percent, else None (missing or damaged)."""
+    record = read_record(path)
+    value = record.get("value") if record is not None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return record if REWARD_RANGE[0] <= value <= REWARD_RANGE[1] else None
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """A cell's ``cell.json`` (with its ``final_epoch``), else None (missing or damaged)."""
+    record = read_record(path)
+    return record if record is not None and isinstance(record.get("final_epoch"), dict) else None
+
+
 def cell_done(table: Path, spec: RewardSpec, cell: Cell) -> bool:
-    return (cell.is_scratch or (cell_dir(table, cell) / "cell.json").is_file()) and all(
-        knn_path(table, cell, t).is_file() and (not spec.validation or knn_val_path(table, cell, t).is_file())
-        and (spec.linear is None or linear_path(table, cell, t).is_file()) for t in spec.tasks)
+    def ok(path: Path) -> bool:
+        return read_result(path) is not None
+
+    return (cell.is_scratch or read_manifest(cell_dir(table, cell) / "cell.json") is not None) and all(
+        ok(knn_path(table, cell, t)) and (not spec.validation or ok(knn_val_path(table, cell, t)))
+        and (spec.linear is None or ok(linear_path(table, cell, t))) for t in spec.tasks)
+
+
+def _to_run(path: Path, record: dict[str, Any] | None, log) -> bool:
+    """Whether the stage that writes ``path`` runs: its file is missing, or damaged (said, then rewritten)."""
+    if record is not None:
+        return False
+    if path.exists():
+        log(f"[rewards] {path} is damaged (not a complete record): recomputing it")
+    return True
 
 
 def _render(table: Path, spec: RewardSpec, cell: Cell, workers: int) -> Path:
@@ -160,7 +203,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
     with output_lock(folder, f"reward cell {cell.name}"), torch_threads(spec.threads):
         manifest_path = folder / "cell.json"
         t0 = time.perf_counter()
-        if not cell.is_scratch and not manifest_path.is_file():
+        if not cell.is_scratch and _to_run(manifest_path, read_manifest(manifest_path), log):
             images = _render(table, spec, cell, render_workers)
             t_render = time.perf_counter() - t0
             last = _pretrain(table, spec, cell, images, device, gpus)
@@ -175,13 +218,13 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
         if not spec.keep_images and (folder / "images").exists():
             shutil.rmtree(folder / "images")
         for task in spec.tasks:
-            path = knn_path(table, cell, task)
+            path, val_path, lin_path = knn_path(table, cell, task), knn_val_path(table, cell, task), linear_path(table, cell, task)
             features: dict = {}
-            if not path.is_file():
+            if _to_run(path, read_result(path), log):
                 write_json(path, _knn(table, spec, cell, task, device, features if spec.validation else None))
-            if spec.validation and not knn_val_path(table, cell, task).is_file():
-                write_json(knn_val_path(table, cell, task), _knn_val(table, spec, cell, task, device, features.get(task)))
-            if spec.linear is not None and not linear_path(table, cell, task).is_file():
-                write_json(linear_path(table, cell, task), _linear(table, spec, cell, task, device))
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"cell": cell.name}
+            if spec.validation and _to_run(val_path, read_result(val_path), log):
+                write_json(val_path, _knn_val(table, spec, cell, task, device, features.get(task)))
+            if spec.linear is not None and _to_run(lin_path, read_result(lin_path), log):
+                write_json(lin_path, _linear(table, spec, cell, task, device))
+        manifest = read_manifest(manifest_path) or {"cell": cell.name}
     return manifest

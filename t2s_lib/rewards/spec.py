@@ -176,10 +176,12 @@ def write_spec(out: Path, spec: RewardSpec) -> RewardSpec:
     if path.is_file():
         try:
             old = json.loads(path.read_text())
-        except json.JSONDecodeError:
+        except ValueError:  # damaged: rewritten below, after the cells' own records are checked
             old = {}
+        if not isinstance(old, dict) or not old.get("identity"):
+            old = {"identity": _cells_identity(out)} if _cells_identity(out) else {}
         if old.get("identity") and old["identity"] != spec.identity:
-            changed = [k for k in ("render", "recipe", "knn") if old.get(k) != spec.as_dict()[k]]
+            changed = [k for k in ("render", "recipe", "knn") if k in old and old[k] != spec.as_dict()[k]]
             raise T2SError(f"{out} holds a reward table built with another {'/'.join(changed) or 'recipe'}",
                            "choose another --out, or delete the folder to rebuild it")
         # keep cells a previous, larger spec asked for in the record (they stay in the folder)
@@ -199,8 +201,29 @@ def write_spec(out: Path, spec: RewardSpec) -> RewardSpec:
     return spec
 
 
+def _cells_identity(out: Path) -> str | None:
+    """The spec identity the finished cells of a table folder record (their ``cell.json``), if any:
+    what a damaged ``spec.json`` is checked against."""
+    for manifest in sorted(out.glob("cells/*/s*/cell.json")):
+        try:
+            identity = json.loads(manifest.read_text()).get("identity")
+        except (ValueError, AttributeError):
+            continue
+        if identity:
+            return str(identity)
+    return None
+
+
 def read_spec(out: Path) -> RewardSpec:
     path = out / "spec.json"
     if not path.is_file():
         raise T2SError(f"{out} is not a reward table folder (no spec.json)", "build one with `t2s rewards build --out DIR`")
-    return RewardSpec.from_dict(json.loads(path.read_text()))
+    fix = ("rerun the `t2s rewards build` that made this table (same profile and options): it rewrites the record "
+           "and keeps every finished cell")
+    try:
+        data = json.loads(path.read_text())
+        return RewardSpec.from_dict(data)
+    except ValueError as exc:
+        raise T2SError(f"{path} is damaged (not valid JSON: {exc})", fix) from None
+    except (TypeError, AttributeError) as exc:
+        raise T2SError(f"{path} is damaged (not a reward-table record: {exc})", fix) from None

@@ -8,11 +8,15 @@ run is in progress, optimiser and scheduler state. Evaluation and CKA load only 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import T2SError
 from ..registry import Registry
+
+#: Lines of torch's weights_only refusal that advise loading the file unsafely (never repeated to the user)
+_TORCH_UNSAFE_ADVICE = re.compile(r"weights_only|trusted source|arbitrary code|file an issue|documentation of torch\.load")
 
 #: Architectures the study supports; values are the timm model names.
 MODELS: Registry[str] = Registry("model")
@@ -54,7 +58,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         # weights_only: a checkpoint is tensors and plain containers; a crafted pickle cannot run code
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a truncated / foreign / unsafe file
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        # torch's refusal of a pickle advises retrying with weights_only=False, i.e. running the file's
+        # code: that advice is not passed on, only the lines that say what was refused
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        refused = [line for line in lines if not _TORCH_UNSAFE_ADVICE.search(line)]
+        if len(refused) < len(lines):
+            detail = f": {refused[0][:200]}" if refused else ""
+            raise T2SError(f"checkpoint {path} could not be read safely (refused by torch's tensors-only loader{detail}): "
+                           "it is not a checkpoint this tool wrote (those hold only tensors and plain containers)",
+                           "re-create it with the command that writes it (`t2s pretrain`, `t2s evaluate --save-model`, "
+                           "`t2s rewards build`); a file holding other Python objects could run code when loaded, so "
+                           "it is never loaded") from None
+        first = lines[0][:300] if lines else ""
         raise T2SError(f"checkpoint {path} could not be read safely ({exc.__class__.__name__}: {first})",
                        "use a checkpoint written by `t2s pretrain` (files holding arbitrary Python objects are "
                        "refused); if it is ours, it is damaged: delete it and rerun the stage that wrote it") from exc
