@@ -12,7 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from .errors import T2SError
+from .paths import cache_dir
 
 
 @contextlib.contextmanager
@@ -74,8 +77,6 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read JSON, turning a missing or malformed file into a clear error."""
-    from .errors import T2SError
-
     path = Path(path)
     if not path.is_file():
         raise T2SError(f"{path}: file not found", "check the path, or run the stage that writes it")
@@ -86,12 +87,11 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def check_output_path(path: str | os.PathLike, *, kind: str = "folder", what: str = "--out") -> Path:
-    """Refuse an output path that cannot be written: under an existing file, or of the wrong kind.
+    """Refuse an output path that cannot be written: under an existing file, of the wrong kind, or on a
+    read-only or unwritable file system (checked before any work, so nothing computed is lost).
 
     ``kind`` is ``folder`` (the output is a directory) or ``file``; returns the path, expanded.
     """
-    from .errors import T2SError
-
     path = Path(path).expanduser()
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
@@ -102,4 +102,31 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "folder", what: st
     if kind == "file" and path.is_dir():
         raise T2SError(f"{what} {path} is an existing folder, but a file is written there",
                        f"give a file name (e.g. {path / 'out.json'})")
+    # The nearest folder that exists is where the output (or its first missing parent) is created.
+    existing = next(p for p in ([path] if path.is_dir() else []) + list(path.parents) if p.is_dir())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise T2SError(f"{what} {path}: {existing} is on a read-only file system",
+                           f"choose an {what} on a writable file system")
+        raise T2SError(f"{what} {path}: no permission to write in {existing}",
+                       f"choose an {what} you may write, or fix the permissions of {existing}")
+    return path
+
+
+def check_user_output(path: str | os.PathLike, *, what: str = "--out", owned: Iterable[str] = ()) -> Path:
+    """A user-named output folder: :func:`check_output_path`, and refused when it lies inside the
+    cache (which ``t2s`` may delete and rebuild) or is a non-empty folder this command did not
+    write (no file named in ``owned``, e.g. ``spec.json``), so nobody's files get mixed with ours."""
+    path = check_output_path(path, what=what)
+    cache = cache_dir().resolve()
+    resolved = path.resolve()
+    if resolved == cache or cache in resolved.parents:
+        raise T2SError(f"{what} {path} is inside the cache {cache} (fetched assets and datasets, rebuilt at will)",
+                       f"choose an {what} outside {cache}")
+    if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
+        owned = list(owned)
+        if not any((path / name).exists() for name in owned):
+            raise T2SError(f"{what} {path} is a non-empty folder that this command did not write"
+                           + (f" (it has no {' or '.join(owned)})" if owned else ""),
+                           f"choose a new or empty {what} folder, or delete {path}")
     return path

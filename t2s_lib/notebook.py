@@ -11,8 +11,10 @@ import dataclasses
 import datetime as _dt
 import functools
 import json
+import sys
 from pathlib import Path
 
+from .errors import os_fault
 from .io import atomic_path, write_json
 from .profiles import Profile, load_profile
 
@@ -23,6 +25,7 @@ def setup(profile: str | Profile = "smoke", out_dir: str | None = None, notebook
     if out_dir:
         prof = prof.with_run_dir(out_dir)
     prof = dataclasses.replace(prof, notebook=notebook)
+    install_fault_handler()
     prof.run_dir.mkdir(parents=True, exist_ok=True)
     prof.figures_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -35,6 +38,29 @@ def setup(profile: str | Profile = "smoke", out_dir: str | None = None, notebook
     except ImportError:  # plotting is optional for library use
         pass
     return prof
+
+
+def _fault_handler(shell, etype, value, tb, tb_offset=None):
+    """IPython custom-exception handler: a machine fault (read-only or full disk, permission,
+    memory) is printed as error/fix first; the cell still fails (papermill stops) with its traceback."""
+    error = os_fault(value)
+    if error is not None:
+        print(f"error: {error.problem}" + (f"\n  fix: {error.fix}" if error.fix else ""), file=sys.stderr)
+    return shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+
+
+def install_fault_handler(shell=None) -> bool:
+    """In IPython (a notebook kernel), name machine faults as the CLI does; True when installed."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((OSError, MemoryError, RuntimeError), _fault_handler)
+    return True
 
 
 def _in_jupyter() -> bool:

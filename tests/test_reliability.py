@@ -20,20 +20,13 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import cli_error as _cli_error
 from t2s_lib.cli import main as cli
 from t2s_lib.errors import T2SError
 from t2s_lib.train import PretrainConfig, pretrain
 from t2s_lib.train.toy import make_toy_image_set
 
 CLI = [sys.executable, "-m", "t2s_lib.cli"]
-
-
-def _cli_error(capsys, argv: list[str], match: str) -> str:
-    assert cli(argv) == 2, argv
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "fix:" in err and "Traceback" not in err, err
-    assert match in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +171,12 @@ def test_crafted_checkpoint_cannot_run_code(tmp_path, capsys, digits_task):
     for path in (evil, tmp_path / "evil2.pt"):
         _cli_error(capsys, ["evaluate", str(path), "--task", "digits", "--profile", "smoke",
                             "--results", str(tmp_path / "r.csv")], "could not be read safely")
-        _cli_error(capsys, ["cka", str(path), "--task", "digits", "--out", str(tmp_path / "c")], "could not be read safely")
+        err = _cli_error(capsys, ["cka", str(path), "--task", "digits", "--out", str(tmp_path / "c")],
+                         "not a checkpoint this tool wrote")
+        # torch's own message advises weights_only=False, i.e. running the payload: never passed on (issue 21)
+        for advice in ("weights_only", "will likely succeed", "trusted source"):
+            assert advice not in err, err
+        assert "re-create" in err
     assert not marker.exists()
 
 

@@ -3,8 +3,9 @@
 Each module in this package that defines ``register(subparsers)`` contributes subcommands; a
 handler is attached with ``parser.set_defaults(func=handler)`` and receives the parsed
 ``argparse.Namespace``. Handlers import heavy libraries lazily so ``t2s --help`` stays fast.
-Errors of type :class:`t2s_lib.errors.T2SError` are printed as ``error: ...`` / ``fix: ...``
-with exit status 2, never as a traceback.
+Errors of type :class:`t2s_lib.errors.T2SError`, and machine faults (read-only or full disk,
+permissions, memory: :func:`t2s_lib.errors.os_fault`), are printed as ``error: ...`` /
+``fix: ...`` with exit status 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pkgutil
 import sys
 
 from .. import __version__
-from ..errors import T2SError
+from ..errors import T2SError, os_fault
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,10 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     try:
         result = func(args)
-    except T2SError as exc:
-        print(f"error: {exc.problem}", file=sys.stderr)
-        if exc.fix:
-            print(f"  fix: {exc.fix}", file=sys.stderr)
+    except (T2SError, OSError, MemoryError, RuntimeError) as exc:
+        error = os_fault(exc)
+        if error is None:
+            raise
+        print(f"error: {error.problem}", file=sys.stderr)
+        if error.fix:
+            print(f"  fix: {error.fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

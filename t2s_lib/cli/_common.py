@@ -33,3 +33,10 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
 
 def add_profile_arg(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
     parser.add_argument("--profile", default=default, help="smoke, cpu, paper or a path to a profile YAML")
+
+
+def add_on_bad_image_arg(p: argparse.ArgumentParser) -> None:
+    """``--on-bad-image {raise,skip}``, shared by the commands that read a task's image files
+    (``t2s task2vec``, ``t2s adapt``): the flag the fix line of an undecodable image names."""
+    p.add_argument("--on-bad-image", choices=["raise", "skip"], default=None,
+                   help="undecodable (corrupt, empty, oversized) images: fail naming the file (default) or skip and count")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_profile_arg
+from ._common import add_on_bad_image_arg, add_profile_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,18 +19,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=None, help="settings to measure (default 8, or all if fewer)")
     p.add_argument("--render", type=int, default=None, metavar="N", help="also render N images of the recommended setting")
     p.add_argument("--pretrain", action="store_true", help="with --render: pre-train a backbone on them (profile recipe)")
+    add_on_bad_image_arg(p)  # the flag an undecodable image's fix line names, as in t2s task2vec
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..adapt import adapt
     from ..errors import T2SError
+    from ..io import check_user_output
+    from ..procs import output_lock
     from ..profiles import load_profile
 
     if args.render is not None and args.render < 1:
         raise T2SError(f"--render {args.render}: must be a positive number of images", "e.g. --render 4000")
-    rec = adapt(args.task, load_profile(args.profile), args.out, rewards=args.rewards, budget=args.budget,
-                render=args.render, pretrain=args.pretrain)
+    out = check_user_output(args.out, owned=("recommendation.json", "report.html"))
+    # one adapt run per --out: two would both report success over one task's files
+    with output_lock(out, "a t2s adapt run"):
+        rec = adapt(args.task, load_profile(args.profile), out, rewards=args.rewards, budget=args.budget,
+                    render=args.render, pretrain=args.pretrain, on_bad_image=args.on_bad_image or "raise")
     print(f"[adapt] {rec['task']}: setting {rec['setting']} ({rec['codes'][rec['setting']]}), "
           f"{rec['measured'][rec['setting']]:.2f} % 5-NN on the validation split, "
           f"{rec['gain_over_domain_randomization'] or 0:+.2f} vs domain randomisation, "

@@ -29,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from ..io import check_user_output
     from ..render import render_dataset
 
+    check_user_output(args.out, owned=("dataset.json",))
     out = render_dataset(args.setting, args.out, args.images, args.img_size, seed=args.seed, library=args.library,
                          workers=args.workers, classes=args.classes, class_rule=args.class_rule,
                          image_format=args.image_format,

@@ -38,13 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from ..errors import T2SError
-    from ..io import check_output_path
+    from ..io import check_output_path, check_user_output
     from ..profiles import load_profile
     from ..rewards import build_table, spec_from_profile
     from ..rewards.spec import table256_spec
 
     prof = load_profile(args.profile)
-    out = check_output_path(args.out or (prof.layout.rewards256 if args.table256 else prof.layout.rewards))
+    if args.out:  # a folder the user named: new, empty, or a table folder of ours
+        out = check_user_output(args.out, owned=("spec.json", "cells"))
+    else:
+        out = check_output_path(prof.layout.rewards256 if args.table256 else prof.layout.rewards)
     chosen = [f"--{k.replace('_', '-')}" for k in ("design", "settings", "tasks", "seeds", "replicate_settings", "replicate_seeds")
               if getattr(args, k) is not None]
     if args.table256 and chosen:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_device_arg, add_profile_arg
+from ._common import add_device_arg, add_on_bad_image_arg, add_profile_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fisher-samples", type=int, default=None, help="Monte-Carlo Fisher draws")
     p.add_argument("--fisher-batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--on-bad-image", choices=["raise", "skip"], default=None, help="undecodable images: fail or skip and count")
+    add_on_bad_image_arg(p)
     p.add_argument("--data-root", default=None, help="root of the paper datasets (default: T2S_DATA_ROOT)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the profile's)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding image files")

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import multiprocessing as mp
+from multiprocessing import resource_tracker
 import os
 import shutil
 import sys
@@ -32,6 +33,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import T2SError
+from ..capacity import RENDER_BYTES_PER_IMAGE, check_fits, image_file_bytes
 from ..io import atomic_path, check_output_path, write_json
 from ..procs import die_with_parent, output_lock
 from ..registry import Registry
@@ -312,6 +314,9 @@ def _render_chunks(job: RenderJob, lib_path: str, work: Path, chunks: list[tuple
     finally:
         if bar:
             bar.close()
+        # The spawn context started multiprocessing's resource tracker; stop and reap it now, so
+        # that no process of this command outlives it (it would otherwise exit after us).
+        resource_tracker._resource_tracker._stop()
 
 
 def _finalize(job: RenderJob, work: Path, out: Path, plan: list[PlanItem], config: dict[str, Any], lib: Any,
@@ -357,6 +362,10 @@ def run_render_job(job: RenderJob, out: Path | str, *, progress: bool = True, ma
     """
     job.check()
     out = check_output_path(out).resolve()
+    # before the plan (which alone grows ~220 bytes an image): will the set fit in memory and on disk?
+    check_fits(f"rendering {job.images} images at {job.img_size} px", memory=job.images * RENDER_BYTES_PER_IMAGE,
+               disk=job.images * image_file_bytes(job.img_size, job.image_format), path=out.parent,
+               fix="render fewer images (--images) or smaller ones (--img-size)")
     names, plan = plan_for(job.library, job.images, job.classes, job.class_rule, job.models_per_class)
     config, lib, index_hash = _identity(job, names)
     if _check_output(out, config):

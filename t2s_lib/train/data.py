@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from ..capacity import check_fits
 from ..errors import T2SError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -162,6 +163,8 @@ class MemoryImageSet:
                 raise T2SError(f"image set {root}: {len(self.samples)} images of {w}x{h} px need "
                                f"{nbytes / 2**30:.1f} GiB decoded (limit {MAX_MEMORY_BYTES / 2**30:.0f} GiB)",
                                "use data_mode 'files' for large images or sets")
+            check_fits(f"decoding image set {root} ({len(self.samples)} images of {w}x{h} px) into memory",
+                       memory=nbytes, fix="use data_mode 'files' (images decoded by loader workers)")
             pixels = torch.empty((len(self.samples), 3, h, w), dtype=torch.uint8)
             for i, (path, _) in enumerate(self.samples):
                 img = first if i == 0 else load_rgb(path)
