@@ -114,6 +114,25 @@ def test_concurrent_adapt_into_one_out_is_refused(tmp_path, capsys, lib, digits_
                    f"in use by PID {os.getpid()}")
 
 
+@pytest.mark.parametrize("command", ["policy train", "policy baselines", "task2vec", "cka", "render", "pretrain"])
+def test_every_writing_command_takes_its_output_lock(command, tmp_path, capsys, toy_set, lib, digits_task):
+    """One writer per output: a second command on an output that is being written is refused with the
+    holder's PID before it computes anything (here the test holds the lock)."""
+    from t2s_lib.procs import output_lock
+
+    out = tmp_path / "out"
+    argv, locked = {
+        "policy train": (["policy", "train", "--variant", "best-fixed", "--seeds", "0", "--out", str(out)], out),
+        "policy baselines": (["policy", "baselines", "--out", str(out)], out),
+        "task2vec": (["task2vec", "--task", "digits", "--profile", "smoke", "--out", str(out) + ".npz"], Path(str(out) + ".npz")),
+        "cka": (["cka", "scratch:resnet10t", "--task", "digits", "--out", str(out)], Path(str(out) + ".npz")),
+        "render": (["render", "--setting", "all_off", "--images", "4", "--classes", "2", "--out", str(out)], out),
+        "pretrain": (["pretrain", str(toy_set), "--out", str(out), "--arch", "resnet10t", "--device", "cpu"], out),
+    }[command]
+    with output_lock(locked, "a test writer"):
+        _cli_error(capsys, argv, f"in use by PID {os.getpid()}")
+
+
 def test_foreign_and_cache_folders_are_refused(tmp_path, capsys, toy_set, monkeypatch):
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -42,10 +42,13 @@ def _run(args: argparse.Namespace) -> int:
     for spec in args.backbones:
         name, _, path = spec.partition("=") if "=" in spec and not spec.startswith("scratch:") else ("", "", spec)
         backbones[name or backbone_name(path)] = path
-    res = cka_matrices(backbones, args.tasks, img_size=args.img_size, batch_size=args.batch_size, epochs=args.epochs,
-                       max_images=args.max_images, kernel=args.kernel, reduce=args.reduce, split=args.split,
-                       device=args.device, seed=args.seed, progress=True)
-    path = save_cka(res, args.out)
+    from ..procs import output_lock
+
+    with output_lock(args.out + ".npz", "a CKA result being computed"):  # one writer per --out
+        res = cka_matrices(backbones, args.tasks, img_size=args.img_size, batch_size=args.batch_size, epochs=args.epochs,
+                           max_images=args.max_images, kernel=args.kernel, reduce=args.reduce, split=args.split,
+                           device=args.device, seed=args.seed, progress=True)
+        path = save_cka(res, args.out)
     np.set_printoptions(precision=3, suppress=True)
     for s, m in zip(res["stages"], res["mean"]):
         print(f"stage {s} (mean over {len(res['tasks'])} task(s)), order {res['names']}:\n{m}")

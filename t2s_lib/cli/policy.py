@@ -82,8 +82,11 @@ def _train(args: argparse.Namespace) -> int:
         n_settings = len(problem.table.keys)
         options["budget"] = check_budget(default_budget(n_settings) if args.budget is None else args.budget, n_settings)
     loo_seeds = (parse_seeds(args.loo_seeds) if args.loo_seeds else seeds[:1]) if args.loo else None
-    summary, curves = run_variant(args.variant, problem, seeds, options=options, loo_seeds=loo_seeds, workers=args.workers)
-    path = write_summary(args.out, summary, curves)
+    from ..procs import output_lock
+
+    with output_lock(args.out, "a policy being trained"):  # one writer per --out
+        summary, curves = run_variant(args.variant, problem, seeds, options=options, loo_seeds=loo_seeds, workers=args.workers)
+        path = write_summary(args.out, summary, curves)
     print(format_summary(summary))
     print(f"wrote {path}")
     return 0
@@ -95,8 +98,11 @@ def _baselines(args: argparse.Namespace) -> int:
 
     check_output_path(args.out)
     problem = _problem(args)
-    table = baseline_table(problem, workers=args.workers)
-    paths = write_table(table, args.out, "baselines")
+    from ..procs import output_lock
+
+    with output_lock(args.out, "a baseline table being written"):  # one writer per --out
+        table = baseline_table(problem, workers=args.workers)
+        paths = write_table(table, args.out, "baselines")
     print(table.to_markdown(floatfmt=".2f"))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -71,9 +71,12 @@ def _run(args: argparse.Namespace) -> int:
                        probe_checkpoint=args.probe_checkpoint or probe_checkpoint_of(prof),
                        img_size=args.img_size, max_samples=args.max_samples, fisher_samples=args.fisher_samples,
                        fisher_batch_size=args.fisher_batch_size, seed=args.seed, on_bad_image=args.on_bad_image)
-    emb = embed_task(args.task, opts, device=args.device, cache=not args.no_cache, threads=threads,
-                     num_workers=args.workers, root=args.data_root or prof.tasks.data_root)
-    path = emb.save(out)
+    from ..procs import output_lock
+
+    with output_lock(out, "a Task2Vec embedding being computed"):  # one writer per --out
+        emb = embed_task(args.task, opts, device=args.device, cache=not args.no_cache, threads=threads,
+                         num_workers=args.workers, root=args.data_root or prof.tasks.data_root)
+        path = emb.save(out)
     summary = {k: emb.meta.get(k) for k in ("task", "probe", "weights", "images_used", "fisher_images",
                                              "bad_images_skipped", "timing_s", "data_fingerprint")}
     summary["norm"] = float(np.linalg.norm(emb.hessian))

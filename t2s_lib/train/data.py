@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ..capacity import check_fits
 from ..errors import T2SError
+from ..tasks.images import ImageDecodeError, decode_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -66,16 +67,12 @@ def check_images(info: dict[str, Any], *, limit: int = 5) -> None:
 
 
 def load_rgb(path: str) -> Any:
-    """ImageFolder loader that names the file when an image cannot be decoded."""
-    from PIL import Image
-
+    """ImageFolder loader: the task layer's decoder (16-bit and float images scaled, not clipped;
+    transparency on white; decompression bombs refused), naming the file when it cannot be decoded."""
     try:
-        with open(path, "rb") as fh:
-            img = Image.open(fh)
-            return img.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise T2SError(f"image {path} could not be decoded ({type(exc).__name__}: {exc})",
-                       "re-render the set or delete the damaged file, then rerun (training resumes)") from exc
+        return decode_rgb(path)
+    except ImageDecodeError as exc:
+        raise T2SError(exc.problem, "re-render the set or delete the damaged file, then rerun (training resumes)") from exc
 
 
 def image_folder(root: str | Path, transform: Callable | None = None):
