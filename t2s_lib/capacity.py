@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import T2SError
+from .io import nearest_existing_dir
 
 #: bytes of bookkeeping a render keeps in memory per image (its plan item and manifest line;
 #: measured ~220 B for the plan alone)
@@ -42,9 +43,7 @@ def available_memory() -> int | None:
 
 def free_disk(path: str | os.PathLike) -> int:
     """Free bytes on the file system that holds ``path`` (or its nearest existing parent)."""
-    path = Path(path).expanduser().absolute()
-    existing = next(p for p in [path, *path.parents] if p.exists())
-    st = os.statvfs(existing)
+    st = os.statvfs(nearest_existing_dir(path))
     return st.f_bavail * st.f_frsize
 
 

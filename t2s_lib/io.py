@@ -86,6 +86,12 @@ def read_json(path: str | os.PathLike) -> Any:
         raise T2SError(f"{path}: not valid JSON ({exc})", "delete the file and rerun the stage that writes it") from exc
 
 
+def nearest_existing_dir(path: str | os.PathLike) -> Path:
+    """``path`` if it is a folder, else its nearest parent that exists: where writing it starts."""
+    path = Path(path).expanduser().absolute()
+    return next(p for p in [path, *path.parents] if p.is_dir())
+
+
 def check_output_path(path: str | os.PathLike, *, kind: str = "folder", what: str = "--out") -> Path:
     """Refuse an output path that cannot be written: under an existing file, of the wrong kind, or on a
     read-only or unwritable file system (checked before any work, so nothing computed is lost).
@@ -103,7 +109,7 @@ def check_output_path(path: str | os.PathLike, *, kind: str = "folder", what: st
         raise T2SError(f"{what} {path} is an existing folder, but a file is written there",
                        f"give a file name (e.g. {path / 'out.json'})")
     # The nearest folder that exists is where the output (or its first missing parent) is created.
-    existing = next(p for p in ([path] if path.is_dir() else []) + list(path.parents) if p.is_dir())
+    existing = nearest_existing_dir(path)
     if not os.access(existing, os.W_OK | os.X_OK):
         if os.statvfs(existing).f_flag & os.ST_RDONLY:
             raise T2SError(f"{what} {path}: {existing} is on a read-only file system",

@@ -21,6 +21,7 @@ import yaml
 from .errors import T2SError
 from .paths import CURATED_DATA_DIR
 from .profiles import Profile, load_profile
+from .settings import PRESETS
 
 #: Which notebook runs which stage (the study's order).
 NOTEBOOK_STAGES = {"01_render": "render", "02_task2vec": "task2vec", "03_rewards": "rewards", "04_evaluate": "evaluate",
@@ -324,20 +325,19 @@ def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
     from .rewards.spec import SCRATCH
 
     try:
-        chosen = sorted({k for per_task in scaling.method_settings(prof).values() for keys in per_task.values()
-                         for k in keys if k != SCRATCH})
-        counted = f"{len(chosen)} distinct settings per point (counted from the policies' predictions)"
-    except T2SError:  # a policy summary is not there yet
+        known = sorted({k for per_task in scaling.method_settings(prof).values() for keys in per_task.values()
+                        for k in keys if k != SCRATCH})
+        n_settings = len(known)
+        counted = f"{n_settings} distinct settings per point (counted from the policies' predictions)"
+    except T2SError:  # a policy summary is not there yet: of the settings only domain randomisation is known
         policies = [m for m in sec.methods if m in ("task2sim", "measured")]
-        n_guess = len(policies) + ("domain_randomization" in sec.methods) + (sec.random_draws if "random" in sec.methods else 0)
-        chosen = [None] * n_guess
-        counted = (f"~{n_guess} settings per point ({', '.join(sec.methods)}; assumes one distinct setting per "
+        n_settings = len(policies) + ("domain_randomization" in sec.methods) + (sec.random_draws if "random" in sec.methods else 0)
+        known = [PRESETS["domain_randomization"].key] if "domain_randomization" in sec.methods else []
+        counted = (f"~{n_settings} settings per point ({', '.join(sec.methods)}; assumes one distinct setting per "
                    f"policy method until the policies have run: each more one adds a pre-training per point and seed)")
-    n_settings = len(chosen)
     tasks = scaling.scaling_tasks(prof)
     lin, knn = prof.evaluate.options("linear"), prof.evaluate.options("knn")
     in_table = {(c.setting, c.seed) for c in spec_from_profile(prof).cells()}
-    known = [k for k in chosen if k is not None] or (["1_1_1_1_1_3_0_1_1"] if "domain_randomization" in sec.methods else [])
     base_new = n_settings * len(sec.seeds) - sum(1 for k in known for s in sec.seeds if (k, s) in in_table)
     for axis, value, name in [(None, None, "base")] + pts:
         p = prof if axis is None else scaling.point_profile(prof, axis, value)

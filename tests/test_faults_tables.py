@@ -4,6 +4,7 @@ folder, the vectors ``t2s task2vec`` writes and ``--set`` errors (the refused ch
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from cli_helpers import cli_error as _cli_error
+from conftest import TINY_PROFILE
 from t2s_lib.cli import main as cli
 from t2s_lib.errors import T2SError
 from t2s_lib.profiles import load_profile
@@ -27,15 +29,9 @@ ALL_OFF = PRESETS["all_off"].key
 DR = PRESETS["domain_randomization"].key
 
 #: The smallest useful table: the two anchors (DR, all-off), one seed, one task, no scratch cell.
-SMALL_PROFILE = {
-    "name": "faults", "seed": 0, "device": "cpu",
-    "render": {"library": "sweethome3d", "msaa": 0, "workers": 1},
-    "pretrain": {"render": {"images": 16, "classes": 2, "img_size": 16},
-                 "recipe": {"arch": "resnet10t", "epochs": 1, "batch_size": 8, "img_size": 16, "warmup_epochs": 0,
-                            "workers": 0, "mixup": 0.0, "cutmix": 0.0, "auto_augment": None, "val_fraction": 0.25}},
-    "evaluate": {"tasks": ["digits"], "img_size": 16, "max_train": 80, "max_test": 40},
-    "rewards": {"design": "explicit", "settings": [], "seeds": [0], "scratch": False},
-}
+SMALL_PROFILE = {**copy.deepcopy(TINY_PROFILE), "name": "faults",
+                 "evaluate": {**TINY_PROFILE["evaluate"], "tasks": ["digits"]},
+                 "rewards": {"design": "explicit", "settings": [], "seeds": [0], "scratch": False}}
 
 
 @pytest.fixture(scope="module")

@@ -179,7 +179,8 @@ def write_spec(out: Path, spec: RewardSpec) -> RewardSpec:
         except ValueError:  # damaged: rewritten below, after the cells' own records are checked
             old = {}
         if not isinstance(old, dict) or not old.get("identity"):
-            old = {"identity": _cells_identity(out)} if _cells_identity(out) else {}
+            identity = _cells_identity(out)
+            old = {"identity": identity} if identity else {}
         if old.get("identity") and old["identity"] != spec.identity:
             changed = [k for k in ("render", "recipe", "knn") if k in old and old[k] != spec.as_dict()[k]]
             raise T2SError(f"{out} holds a reward table built with another {'/'.join(changed) or 'recipe'}",
