@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import T2SError
-from .io import check_output_path, write_json, write_text
+from .files import check_output_path, write_json, write_text
 from .evaluate.validation import VAL_FRACTION
 from .profiles import Profile
 

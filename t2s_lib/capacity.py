@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import T2SError
-from .io import nearest_existing_dir
+from .files import nearest_existing_dir
 
 #: bytes of bookkeeping a render keeps in memory per image (its plan item and manifest line;
 #: measured ~220 B for the plan alone)

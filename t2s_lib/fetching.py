@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import T2SError
-from .io import atomic_path, write_json
+from .files import atomic_path, write_json
 from .paths import cache_layout
 
 #: Bump when the unpacked layout changes: older folders are fetched again.

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import write_json, write_text
+from .files import write_json, write_text
 from .profiles import Profile
 
 from .verdicts import DOES_NOT_HOLD, HOLDS, NOT_RESOLVED, Interval

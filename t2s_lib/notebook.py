@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .errors import os_fault
-from .io import atomic_path, write_json
+from .files import atomic_path, write_json
 from .profiles import Profile, load_profile
 
 

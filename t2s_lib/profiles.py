@@ -579,7 +579,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def save_profile(prof: Profile, path: str | Path) -> Path:
     """Write a resolved profile as YAML (every section, absolute folders): loadable with :func:`load_profile`."""
-    from .io import write_text
+    from .files import write_text
 
     data = prof.as_dict()
     for key in ("profile_file", "notebook"):

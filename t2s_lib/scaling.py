@@ -50,7 +50,7 @@ def random_settings(n: int, seed: int = 0) -> list[str]:
 
 def method_settings(prof: Profile) -> dict[str, dict[str, list[str]]]:
     """``{method: {task: [setting keys]}}`` (a list: random has several draws; scratch is ``["scratch"]``)."""
-    from .io import read_json
+    from .files import read_json
     from .rewards.spec import SCRATCH
 
     sec = prof.scaling

@@ -8,7 +8,7 @@ from t2s_lib.cli import main as cli_main
 from t2s_lib.cli._common import parse_seeds
 from t2s_lib.device import resolve_device
 from t2s_lib.errors import T2SError
-from t2s_lib.io import atomic_path, write_json
+from t2s_lib.files import atomic_path, write_json
 from t2s_lib.profiles import load_profile
 from t2s_lib.study import select_notebooks, study_notebooks
 

@@ -49,7 +49,7 @@ def class_sheet(cls: str, ids: Sequence[str], images: Sequence[np.ndarray], name
 def contact_sheets(library: str, out: str | Path, *, classes: Sequence[str] | None = None, size: int = 128,
                    per_row: int = 8, log: Callable[..., None] = print) -> Path:
     """Render every model of ``library`` once (all-off setting, canonical view) into per-class sheets."""
-    from ..io import write_json
+    from ..files import write_json
     from ..render import render_scene_images, sample_scenes
     from .library import load_library
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import T2SError
 from ..fetching import apt_package, npm_package, stamp_ok, write_stamp
-from ..io import atomic_path
+from ..files import atomic_path
 from ..paths import cache_layout
 
 #: Bump when the layout or the conversion changes: stale caches are rebuilt.

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..fetching import stamp_ok, write_stamp
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 from ..paths import cache_layout
 
 #: Bump when the conversion changes: a cache converted by another version is converted again.

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import T2SError
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 from ..paths import CURATED_DATA_DIR, cache_layout
 from .formats import RawPart, vertex_normals
 

@@ -97,7 +97,7 @@ def save_cka(result: Mapping[str, Any], path: str | Path) -> Path:
     """Write a :func:`cka_matrices` result as ``<path>.npz`` (+ ``.json`` with names/options), atomically."""
     import numpy as np
 
-    from ..io import atomic_path, write_json
+    from ..files import atomic_path, write_json
 
     path = Path(path).with_suffix(".npz")
     arrays = {"mean": result["mean"], **{f"task__{t}": m for t, m in result["per_task"].items()}}

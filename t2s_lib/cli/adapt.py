@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..adapt import adapt
     from ..errors import T2SError
-    from ..io import check_user_output
+    from ..files import check_user_output
     from ..procs import output_lock
     from ..profiles import load_profile
 

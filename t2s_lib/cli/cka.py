@@ -30,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..cka import cka_matrices, save_cka
     from ..errors import T2SError
     from ..evaluate.run import backbone_name
-    from ..io import check_output_path
+    from ..files import check_output_path
 
     check_output_path(args.out + ".npz", kind="file")
     for name, value, lo in (("--batch-size", args.batch_size, 4), ("--img-size", args.img_size, 8), ("--epochs", args.epochs, 1),

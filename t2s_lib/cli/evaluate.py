@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..evaluate.results import read_results, reward_table, write_reward_table
     from ..evaluate.run import EvalOptions, backbone_name, evaluate_backbone
-    from ..io import check_output_path
+    from ..files import check_output_path
     from ..profiles import load_profile
 
     prof = load_profile(args.profile)

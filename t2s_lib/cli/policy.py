@@ -59,7 +59,7 @@ def _problem(args: argparse.Namespace):
 def _train(args: argparse.Namespace) -> int:
     from ..policy import CONTROLLER_VARIANTS, METHODS, format_summary, run_variant, write_summary
 
-    from ..io import check_output_path
+    from ..files import check_output_path
 
     METHODS.get(args.variant)
     check_output_path(args.out)
@@ -93,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _baselines(args: argparse.Namespace) -> int:
-    from ..io import check_output_path
+    from ..files import check_output_path
     from ..policy.report import baseline_table, write_table
 
     check_output_path(args.out)

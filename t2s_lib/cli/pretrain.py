@@ -104,7 +104,7 @@ def build_config(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..io import check_user_output
+    from ..files import check_user_output
 
     cfg = build_config(args)
     check_user_output(cfg.out, owned=("config.json", "checkpoint.pt"))  # a run folder of ours, or new

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from ..io import check_user_output
+    from ..files import check_user_output
     from ..render import render_dataset
 
     check_user_output(args.out, owned=("dataset.json",))

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from ..errors import T2SError
-    from ..io import check_output_path, check_user_output
+    from ..files import check_output_path, check_user_output
     from ..profiles import load_profile
     from ..rewards import build_table, spec_from_profile
     from ..rewards.spec import table256_spec

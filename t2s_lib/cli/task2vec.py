@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import T2SError
-    from ..io import check_output_path
+    from ..files import check_output_path
     from ..profiles import load_profile
     from ..task2vec import embed_profile, embed_task
 

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 
 COLUMNS = ["backbone", "task", "protocol", "options", "metric", "value", "checkpoint", "seconds", "written"]
 KEY = ["backbone", "task", "protocol", "options", "metric"]

@@ -133,7 +133,7 @@ def evaluate_backbone(backbone: str | Path, task: Any, opts: EvalOptions, *, nam
 
     opts.check()
     if results is not None:
-        from ..io import check_output_path
+        from ..files import check_output_path
 
         check_output_path(results, kind="file", what="--results")
     device = resolve_device(opts.device)
@@ -207,7 +207,7 @@ def save_finetuned(path: str | Path, backbone, head, arch: str, task, *, source:
     """Write a fine-tuned backbone (``fc``-free state, loadable by CKA) and its task head, atomically."""
     import torch
 
-    from ..io import atomic_path
+    from ..files import atomic_path
 
     path = Path(path)
     state = {"arch": arch, "num_classes": task.num_classes, "classes": list(task.classes), "task": task.name,

@@ -270,7 +270,7 @@ def nested_design_check(problem: PolicyProblem, grid: Sequence[MeasuredConfig] |
 # ----- the whole report -------------------------------------------------------------------------
 def _write(table: pd.DataFrame, out, name: str, floatfmt: str = ".2f", md_rows: int | None = None) -> list:
     """``name.csv`` (the whole table) and ``name.md`` (its first ``md_rows`` rows, default all)."""
-    from ..io import atomic_path
+    from ..files import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -352,7 +352,7 @@ def write_measured_report(out_dir, problem: PolicyProblem | None = None, *, pape
     import json
     from pathlib import Path
 
-    from ..io import write_json
+    from ..files import write_json
 
     out = Path(out_dir)
     summaries = {"paper": dict(paper_summary)} if paper_summary is not None else None

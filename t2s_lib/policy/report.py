@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 from .baselines import BASELINES
 from .problem import PolicyProblem
 from .runner import run_variant

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import T2SError
-from ..io import write_json
+from ..files import write_json
 from ..settings import HEAD_ORDER, SimSetting
 from .methods import METHODS
 from .problem import PolicyProblem

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..capacity import RENDER_BYTES_PER_IMAGE, check_fits, image_file_bytes
-from ..io import atomic_path, check_output_path, write_json
+from ..files import atomic_path, check_output_path, write_json
 from ..procs import die_with_parent, output_lock
 from ..registry import Registry
 from ..settings import SimSetting, resolve_setting

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import T2SError
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 from ..procs import output_lock
 from .cells import (cell_dir, cell_done, knn_path, knn_val_path, linear_path, read_manifest, read_record, read_result,
                     run_cell)

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..device import torch_threads
 from ..errors import T2SError
-from ..io import write_json
+from ..files import write_json
 from ..paths import safe_name
 from ..procs import output_lock
 from ..published import REWARD_RANGE

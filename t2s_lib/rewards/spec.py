@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import T2SError
-from ..io import write_json
+from ..files import write_json
 from ..profiles import Profile
 from ..settings import resolve_setting
 from .design import design_settings

@@ -65,7 +65,7 @@ def chance_accuracy(spec: RewardSpec) -> float | None:
 def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Path]:
     """``{task: checkpoint}`` of the setting the Task2Vec policy predicts for each task on the live table
     (notebook 05's small study), first seed: the "Task2Sim" backbone of each task."""
-    from ..io import read_json
+    from ..files import read_json
 
     predictions = read_json(prof.layout.policy_small_study / variant / "summary.json")["predictions"]["0"]
     table = prof.layout.rewards

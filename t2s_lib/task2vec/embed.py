@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import T2SError
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 from ..paths import cache_layout
 from .probe import EXPECTED_DIM, build_probe, fisher_modules, layout
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..io import write_json
+from ..files import write_json
 from ..paths import cache_layout
 from ..procs import output_lock
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import T2SError
 from ..fetching import discard_package, installed_or_apt, npm_package, pypi_package
-from ..io import atomic_path, write_json
+from ..files import atomic_path, write_json
 from ..paths import cache_layout
 from .sources import SOURCE_BUILDERS, build_only_packages
 from .splits import split_70_30

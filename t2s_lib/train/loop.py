@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import T2SError
-from ..io import atomic_path, check_output_path, write_json, write_text
+from ..files import atomic_path, check_output_path, write_json, write_text
 from ..procs import output_lock
 from .config import PretrainConfig
 
