@@ -1,6 +1,9 @@
 # Task2Sim study. Quick start (fresh Debian/Ubuntu, Python 3.11):
-#   make demo   # installs everything, runs the study at the cpu profile, writes figures/
+#   make demo   # installs everything, reproduces the study at the cpu profile into runs/cpu/ (figures/ untouched)
 #   make test   # installs everything, runs the test suite and the notebook check (nbval)
+# Long runs take BUDGET=<minutes>: they stop cleanly (exit 3) when the next unit would not finish in time, every
+# finished unit kept in the results ledger; the same command continues. Maintainers measure into the committed
+# ledger (results/<profile>/) with `make record ONLY="03" BUDGET=40`, then commit results/.
 # Then, optionally:
 #   make table256     # the 256-setting table and the paper's controller on it (notebook 09, ~2 h on 2 cores after make demo)
 #   make study-full   # table256, then the supplementary's scaling studies at the cpu profile (notebook 07, ~3 h on 2 cores)
@@ -11,11 +14,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROFILE ?= cpu
 PYTEST_ARGS ?=
+BUDGET ?=
+ONLY ?=
+BUDGET_FLAG = $(if $(BUDGET),--budget-minutes $(BUDGET),)
 
-.PHONY: demo table256 study-full test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
+.PHONY: record demo table256 study-full test install system-deps assets assets-objects test-objects data study test-fast benchmarks clean help
 
 help:
-	@echo "make demo | table256 | study-full | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
+	@echo "make demo | record | table256 | study-full | test | install | assets | assets-objects | test-objects | data | study PROFILE=smoke|cpu|paper | benchmarks | clean"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,17 +52,21 @@ study: assets data
 
 # the study at the cpu profile without the scaling studies (notebook 07; see study-full), then the index
 demo: assets data
-	$(BIN)/t2s study --profile cpu --only 01 02 03 04 05 06 08
+	$(BIN)/t2s study --profile cpu --only 01 02 03 04 05 06 08 $(BUDGET_FLAG)
+
+# measure into the committed results ledger (results/$(PROFILE)/), in budgeted slices; commit results/ after each
+record: assets data
+	$(BIN)/t2s study --profile $(PROFILE) --record $(if $(ONLY),--only $(ONLY),) $(BUDGET_FLAG)
 
 # the 256-setting table (notebook 09: the resv64 fraction measured, the rest predicted and validated; the paper's
 # controller trained on it), after `make demo` (it reuses notebook 03's cells and 02's vectors), then the index again
 table256: assets data
-	$(BIN)/t2s study --profile cpu --only 09 08
+	$(BIN)/t2s study --profile cpu --only 09 08 $(BUDGET_FLAG)
 
 # the scaling studies (supplementary Figures 2-7, 9-11) after the 256-setting table (Task2Sim there is its controller),
 # then the index again
 study-full: table256
-	$(BIN)/t2s study --profile cpu --only 07 08
+	$(BIN)/t2s study --profile cpu --only 07 08 $(BUDGET_FLAG)
 
 # pytest exit 5 ("no tests collected") is not a failure.
 test: assets data

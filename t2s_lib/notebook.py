@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import json
 import sys
 from pathlib import Path
 
 from .errors import os_fault
 from .files import atomic_path, write_json
+from .ledger import git_commit
 from .profiles import Profile, load_profile
 
 
@@ -70,24 +70,6 @@ def _in_jupyter() -> bool:
         return get_ipython() is not None and "IPKernelApp" in get_ipython().config
     except Exception:
         return False
-
-
-@functools.lru_cache(maxsize=1)
-def git_commit() -> str:
-    """The project's commit (``<hash>`` or ``<hash>+dirty``), or ``unknown`` outside a git checkout."""
-    import subprocess
-
-    from .paths import PROJECT_ROOT
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        # the figures a study run rewrites do not make the code dirty
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
-                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (head + ("+dirty" if dirty else "")) if head else "unknown"
 
 
 def _record(prof: Profile, filename: str) -> None:

@@ -5,6 +5,8 @@ Environment variables override the defaults so a cluster can point caches at scr
 * ``T2S_CACHE``: downloaded/converted assets and datasets (default ``<project>/.cache``).
 * ``T2S_RUNS``: stage outputs of study runs (default ``<project>/runs``).
 * ``T2S_DATA_ROOT``: root of the paper's 20 downstream datasets (no default; see tasks).
+* ``T2S_LEDGER``: root of the results ledger, one folder per profile (default ``<runs>/ledger``;
+  the committed ledger that ``make figures`` reads is ``<project>/results``).
 
 Two layout objects name every folder and file:
 
@@ -29,6 +31,7 @@ CURATED_DATA_DIR = PACKAGE_DIR / "data"
 PROFILES_DIR = PACKAGE_DIR / "profiles"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 FIGURES_DIR = PROJECT_ROOT / "figures"
+RESULTS_DIR = PROJECT_ROOT / "results"  # the committed results ledger (t2s_lib.ledger)
 
 
 def cache_dir() -> Path:
@@ -39,6 +42,11 @@ def cache_dir() -> Path:
 def runs_dir() -> Path:
     """Root of study outputs (``T2S_RUNS`` or ``<project>/runs``)."""
     return Path(os.environ.get("T2S_RUNS", PROJECT_ROOT / "runs")).expanduser()
+
+
+def ledger_root() -> Path:
+    """Root of the results ledger (``T2S_LEDGER`` or ``<runs>/ledger``); one folder per profile below."""
+    return Path(os.environ.get("T2S_LEDGER", runs_dir() / "ledger")).expanduser()
 
 
 def profile_run_dir(profile: str) -> Path:

@@ -6,7 +6,9 @@ Layout of one study run (profile ``P``)::
     runs/P/<stage>/...               each stage's cached results (see the stage's module)
     <figures_dir>/                   figures and tables (``figures/`` for cpu/paper)
 
-The run stops at the first failing notebook and names it and the failing cell.
+The run stops at the first failing notebook and names it and the failing cell. With a time budget
+(``budget_minutes``) a notebook whose next unit would not finish in time stops cleanly (every finished
+unit is in the results ledger); :class:`StudyStopped` says where, and the same command continues.
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import T2SError
+from .ledger import BudgetSpent, budget
 from .paths import NOTEBOOKS_DIR
 from .profiles import load_profile
+
+
+class StudyStopped(T2SError):
+    """The study's time budget was spent; ``records`` holds the notebooks that finished before."""
+
+    def __init__(self, problem: str, fix: str, records: list[dict]):
+        super().__init__(problem, fix)
+        self.records = records
 
 
 def study_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -39,12 +50,19 @@ def select_notebooks(notebooks: Sequence[Path], only: Sequence[str] | None) -> l
 
 
 def run_study(profile: str = "cpu", only: Sequence[str] | None = None, kernel_name: str | None = None,
-              overrides: dict | None = None) -> list[dict]:
+              overrides: dict | None = None, budget_minutes: float | None = None) -> list[dict]:
     """Execute the notebooks with papermill; return one record per notebook (name, seconds).
 
     With ``overrides`` (dotted profile keys) the resolved profile is written to
-    ``<run_dir>/profile.yaml`` and the notebooks run with that file.
+    ``<run_dir>/profile.yaml`` and the notebooks run with that file. With ``budget_minutes`` no unit
+    starts that would not finish in time, and :class:`StudyStopped` is raised where the budget ran out.
     """
+    with budget(budget_minutes):
+        return _run_notebooks(profile, only, kernel_name, overrides)
+
+
+def _run_notebooks(profile: str, only: Sequence[str] | None, kernel_name: str | None,
+                   overrides: dict | None) -> list[dict]:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -71,6 +89,10 @@ def run_study(profile: str = "cpu", only: Sequence[str] | None = None, kernel_na
                 log_output=False,
             )
         except PapermillExecutionError as exc:
+            if exc.ename == BudgetSpent.__name__:
+                raise StudyStopped(f"stopped in {nb.name} on the time budget: {exc.evalue.splitlines()[0]}",
+                                   "every finished unit is in the results ledger; run the same command again to "
+                                   "continue (commit the ledger first if this sitting ends)", records) from exc
             raise T2SError(
                 f"notebook {nb.name} failed in cell {exc.cell_index} (execution count {exc.exec_count}): "
                 f"{exc.ename}: {exc.evalue}",

@@ -7,6 +7,21 @@ import os
 import pytest
 
 
+def pytest_configure(config):
+    """The results ledger of a test session is its own (never the project's runs/ or results/)."""
+    import tempfile
+
+    os.environ["T2S_LEDGER"] = tempfile.mkdtemp(prefix="t2s-test-ledger-")
+    os.environ.pop("T2S_LEDGER_MODE", None)
+    os.environ.pop("T2S_DEADLINE", None)
+
+
+@pytest.fixture(autouse=True)
+def own_ledger(tmp_path_factory, monkeypatch):
+    """Each test measures into an empty ledger of its own, so no test passes by replaying another's records."""
+    monkeypatch.setenv("T2S_LEDGER", str(tmp_path_factory.mktemp("ledger")))
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
     parser.addoption("--run-large-data", action="store_true", help="run tests that need T2S_DATA_ROOT datasets")

@@ -318,3 +318,20 @@ def test_table256_section_refuses_settings_in_the_wrong_role():
         load_profile("cpu", overrides={"table256.replicates.settings": ["1_1_0_1_1_1_0_0_0"]})
     with pytest.raises(T2SError, match="table256.design"):
         load_profile("cpu", overrides={"table256.design": "latin"})
+
+
+def test_table256_predictions_stay_accuracies_at_the_ceiling():
+    """A task at the ceiling (faces: most measured entries 100 %) makes a linear model predict past 100:
+    the table bounds its predictions to 0..100 and counts them (notebook 09 stopped on them before)."""
+    from t2s_lib.published import reward_table_from_mapping
+    from t2s_lib.rewards import table256 as t256
+
+    fraction = design_settings("resv64")
+    heldout = [k for k in design_settings("ff16") if k not in fraction]
+    rows = _model_rows(fraction + heldout, [3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 2.5, 0.0], np.zeros(28), 0.3)
+    rows.loc[rows["task"] == "alpha", "value"] = (rows.loc[rows["task"] == "alpha", "value"] + 36.0).clip(upper=100.0)
+    result = t256.analyse_table256(rows, fraction, heldout, bootstrap=100)
+    assert result.extras["clipped"]["alpha"] > 0 and result.extras["clipped"]["beta"] == 0
+    assert float(result.table.max().max()) <= 100.0
+    tasks = [t for t in result.table.index if t in ("alpha", "beta")]
+    reward_table_from_mapping({t: result.table.loc[t].to_dict() for t in tasks}, source="test")  # no longer refused

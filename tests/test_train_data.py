@@ -181,6 +181,6 @@ def test_local_runner_keeps_the_cap_and_collects_failures():
 
     jobs = [CellJob("t", Cell("0_0_0_0_0_1_0_0_0", s)) for s in range(7)]
     ex = _Executor()
-    failures = _run_capped(jobs, ex, 2, log=lambda *_: None, poll_s=0.01)
+    failures, _ = _run_capped(jobs, ex, 2, log=lambda *_: None, poll_s=0.01)
     assert ex.log["peak"] == 2
     assert list(failures) == ["0_0_0_0_0_1_0_0_0/s3"] and "broke" in failures["0_0_0_0_0_1_0_0_0/s3"]

@@ -25,15 +25,16 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import T2SError
 from ..files import atomic_path, write_json
+from ..ledger import BudgetSpent, Ledger, check_budget, unit_estimate
 from ..procs import output_lock
-from .cells import (cell_dir, cell_done, knn_path, knn_val_path, linear_path, read_manifest, read_record, read_result,
-                    run_cell)
+from .cells import (EVAL_KINDS, PRETRAIN_KIND, cell_dir, cell_done, cell_ledger, evaluations, knn_path, knn_val_path,
+                    ledger_holds_cell, linear_path, read_manifest, read_record, read_result, run_cell)
 from .spec import Cell, RewardSpec, read_spec
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
@@ -66,6 +67,21 @@ class BuildResult:
     failed: dict[str, str]
     skipped: list[str]
     seconds: float
+    replayed: list[str] = field(default_factory=list)  # cells written from the ledger's records
+    stopped: list[str] = field(default_factory=list)  # cells not started: the time budget was spent
+    stop_reason: BudgetSpent | None = None
+
+
+def cell_estimate(ledger: Ledger, spec: RewardSpec) -> float:
+    """Wall seconds one cell of ``spec`` is expected to take, from the ledger's records of earlier cells."""
+    return unit_estimate(PRETRAIN_KIND, ledger) + len(spec.tasks) * sum(
+        unit_estimate(EVAL_KINDS[e], ledger) for e in evaluations(spec))
+
+
+def _budget_gate(ledger: Ledger, spec: RewardSpec) -> Callable[[], None]:
+    """Raises :class:`BudgetSpent` when the time left would not finish one more cell."""
+    estimate = cell_estimate(ledger, spec)
+    return lambda: check_budget("reward cell", estimate_s=estimate)
 
 
 def slurm_executor(table: Path, slurm: Any, n_jobs: int, *, cluster: str | None = "slurm"):
@@ -97,13 +113,23 @@ def _run_submitit(jobs: list[CellJob], executor) -> dict[str, str]:
     return failures
 
 
-def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], None], poll_s: float = 0.5) -> dict[str, str]:
+def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], None], poll_s: float = 0.5,
+                gate: Callable[[], None] = lambda: None) -> tuple[dict[str, str], BudgetSpent | None]:
     """Keep at most ``cap`` jobs running (a new one starts as soon as one ends: no waiting for the
-    slowest of a wave); returns failures. submitit's local executor has no concurrency cap of its own."""
+    slowest of a wave); ``gate`` is asked before each start (the time budget: once it refuses, no job
+    starts and the running ones finish). Returns failures and the budget stop, if any. submitit's local
+    executor has no concurrency cap of its own."""
     failures: dict[str, str] = {}
     queue, running = list(jobs), []
+    stop: BudgetSpent | None = None
     while queue or running:
-        while queue and len(running) < cap:
+        while queue and len(running) < cap and stop is None:
+            try:
+                gate()
+            except BudgetSpent as exc:
+                stop = exc
+                log(f"[rewards] {exc.problem}; waiting for the {len(running)} running cell(s)")
+                break
             job = queue.pop(0)
             running.append((job, executor.submit(job)))
         finished = [(j, h) for j, h in running if h.done()]
@@ -117,7 +143,9 @@ def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], No
             except Exception as exc:  # submitit wraps the job's exception (its text keeps our message)
                 failures[job.cell.name] = _short(exc)
                 log(f"[rewards] {job.cell.name} FAILED: {failures[job.cell.name]}")
-    return failures
+        if stop is not None and not running:
+            break
+    return failures, stop
 
 
 def _short(exc: BaseException) -> str:
@@ -146,11 +174,27 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
         cells = spec.cells()
         pending = [c for c in cells if not cell_done(table, spec, c)]
         skipped = [c.name for c in cells if c not in pending]
-        log(f"[rewards] {len(cells)} cells ({len(skipped)} complete, {len(pending)} to run) x {len(spec.tasks)} tasks "
-            f"-> {table} (executor {executor})")
+        # cells whose every record the ledger holds are written from it here (files only, no computation)
+        ledger = cell_ledger(spec)
+        replayed = [c for c in pending if ledger_holds_cell(ledger, spec, c)]
+        for cell in replayed:
+            run_cell(table, spec, cell, log=log)
+        pending = [c for c in pending if c not in replayed]
+        from_ledger = f"{len(replayed)} from the ledger {ledger.folder}, " if replayed else ""
+        log(f"[rewards] {len(cells)} cells ({len(skipped)} complete, {from_ledger}{len(pending)} to run) x "
+            f"{len(spec.tasks)} tasks -> {table} (executor {executor})")
+        for cell in pending:  # in replay mode nothing is measured: name the first missing cell before any work
+            ledger.require_measuring(PRETRAIN_KIND, f"cell {cell.name} of {table}")
+        gate = _budget_gate(ledger, spec)
         failures: dict[str, str] = {}
+        stop: BudgetSpent | None = None
         if executor == "inline":
             for cell in pending:
+                try:
+                    gate()
+                except BudgetSpent as exc:
+                    stop = exc
+                    break
                 try:
                     run_cell(table, spec, cell, render_workers=render_workers, log=log)
                 except T2SError as exc:
@@ -170,7 +214,7 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
             else:
                 ex = submitit.AutoExecutor(folder=str(table / "submitit" / "%j"), cluster="local")
                 ex.update_parameters(timeout_min=24 * 60)
-                failures = _run_capped(jobs, ex, max_parallel, log)
+                failures, stop = _run_capped(jobs, ex, max_parallel, log, gate=gate)
         # a cell that another process held (and finished) while this build ran is no failure
         failures = {name: problem for name, problem in failures.items()
                     if not cell_done(table, spec, next(c for c in cells if c.name == name))}
@@ -180,7 +224,11 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
         elif (table / "failed.json").exists():
             (table / "failed.json").unlink()
         done = [c.name for c in cells if cell_done(table, spec, c)]
-        return BuildResult(table, done, failures, skipped, time.perf_counter() - t0)
+        stopped = [c.name for c in cells if c.name not in done and c.name not in failures] if stop else []
+        if stop is not None:
+            log(f"[rewards] {stop.problem}; {len(stopped)} cell(s) left for the next run")
+        return BuildResult(table, done, failures, skipped, time.perf_counter() - t0, [c.name for c in replayed],
+                           stopped, stop)
 
 
 def adopt_cells(table: str | Path, spec: RewardSpec, source: str | Path, *,

@@ -9,6 +9,11 @@ Layout of a cell (``<table>/cells/<setting_key>/s<seed>/``)::
     knn_val/<task>.json  5-NN on a validation split of the task's training data (spec.validation)
     linear/<task>.json   linear probe of the backbone (spec.linear)
 
+Every measurement is also a record of the profile's results ledger (:mod:`t2s_lib.ledger`): a cell whose
+pre-training and evaluations the ledger holds is *replayed* (its ``cell.json``, per-epoch metrics and
+result files written from the records, no rendering, training or 5-NN; its backbone is then not
+stored), and a cell measured here appends its records.
+
 Every stage skips what is complete and resumes what is partial (rendering by chunks, pre-training
 from its checkpoint, 5-NN per task), and every file appears atomically, so ``kill -9`` at any
 moment followed by a rerun gives the same numbers as an uninterrupted run. A damaged JSON file
@@ -28,7 +33,9 @@ from typing import Any
 
 from ..device import torch_threads
 from ..errors import T2SError
-from ..files import write_json
+from ..files import write_json, write_text
+from ..ledger import Ledger, canonical, provenance
+from ..ledger import active as active_ledger
 from ..paths import safe_name
 from ..procs import output_lock
 from ..published import REWARD_RANGE
@@ -59,6 +66,49 @@ def linear_path(table: Path, cell: Cell, task: str) -> Path:
 
 def knn_val_path(table: Path, cell: Cell, task: str) -> Path:
     return cell_dir(table, cell) / "knn_val" / f"{safe_name(task)}.json"
+
+
+#: ledger kind of each per-task evaluation of a cell (its result file's folder is the kind's suffix)
+EVAL_KINDS = {"knn": "reward.knn", "knn_val": "reward.knn_val", "linear": "reward.linear"}
+PRETRAIN_KIND = "reward.pretrain"
+
+
+def cell_ledger(spec: RewardSpec) -> Ledger:
+    """The ledger the cells of ``spec`` are recorded in (its profile's; ``adhoc`` for a table built
+    without one)."""
+    return active_ledger(spec.profile or "adhoc")
+
+
+def cell_identity(spec: RewardSpec, cell: Cell) -> dict[str, Any]:
+    """What determines a cell's backbone: the rendered set (render job, setting, seed) and the recipe and
+    pre-training seed; for ``scratch``, the architecture and the seed of its initialisation."""
+    arch = spec.recipe.get("arch", "resnet50")
+    if cell.is_scratch:
+        return {"backbone": f"scratch:{arch}", "seed": cell.seed}
+    return {"setting": cell.setting, "seed": cell.seed, "pretrain_seed": spec.pretrain_seed(cell),
+            "render": spec.render, "recipe": spec.recipe}
+
+
+def eval_identity(spec: RewardSpec, cell: Cell, task: str, kind: str) -> dict[str, Any]:
+    """What determines one evaluation of a cell's backbone on ``task`` (``kind``: knn, knn_val, linear)."""
+    options = spec.linear if kind == "linear" else spec.knn
+    split = "validation" if kind == "knn_val" else "test"
+    return {**cell_identity(spec, cell), "task": task, "split": split, "protocol": kind, "options": options}
+
+
+def evaluations(spec: RewardSpec) -> list[str]:
+    """The per-task evaluations each cell of ``spec`` has (knn always; knn_val, linear by the spec)."""
+    return ["knn"] + (["knn_val"] if spec.validation else []) + (["linear"] if spec.linear is not None else [])
+
+
+def ledger_holds_cell(ledger: Ledger, spec: RewardSpec, cell: Cell) -> bool:
+    """Whether the ledger holds every current record of the cell (it can be replayed whole)."""
+    return (cell.is_scratch or ledger.holds(PRETRAIN_KIND, cell_identity(spec, cell))) and all(
+        ledger.holds(EVAL_KINDS[e], eval_identity(spec, cell, t, e)) for t in spec.tasks for e in evaluations(spec))
+
+
+def eval_path(table: Path, cell: Cell, task: str, kind: str) -> Path:
+    return cell_dir(table, cell) / kind / f"{safe_name(task)}.json"
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
@@ -116,7 +166,9 @@ def _render(table: Path, spec: RewardSpec, cell: Cell, workers: int) -> Path:
     return run_render_job(job, cell_dir(table, cell) / "images", progress=False)
 
 
-def _pretrain(table: Path, spec: RewardSpec, cell: Cell, images: Path, device: str, gpus: int) -> dict[str, Any]:
+def _pretrain(table: Path, spec: RewardSpec, cell: Cell, images: Path, device: str,
+              gpus: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pre-train the cell's backbone; returns its final epoch's metrics and every epoch's (JSON-safe)."""
     from ..train.config import PretrainConfig
     from ..train.loop import pretrain, read_metrics
 
@@ -129,7 +181,10 @@ def _pretrain(table: Path, spec: RewardSpec, cell: Cell, images: Path, device: s
         pretrain(cfg)
     metrics = read_metrics(out)
     last = metrics.iloc[-1].to_dict()
-    return {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in last.items()}
+    # the log's own records, exactly (a DataFrame round trip would round the floats)
+    epochs = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in json.loads(line).items()}
+              for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in last.items()}, epochs
 
 
 def _torchrun(cfg, gpus: int) -> None:
@@ -193,38 +248,66 @@ def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str,
             **split.sizes, "seconds": round(time.perf_counter() - t0, 2)}
 
 
+def _manifest(spec: RewardSpec, cell: Cell, images: Path, last: dict[str, Any], device: str,
+              render_seconds: float, pretrain_seconds: float) -> dict[str, Any]:
+    meta = json.loads((images / "dataset.json").read_text())
+    return {"cell": cell.name, "setting": cell.setting, "seed": cell.seed, "pretrain_seed": spec.pretrain_seed(cell),
+            "identity": spec.identity, "images": meta["n_images"], "classes": meta["n_classes"],
+            "threads": spec.threads, "device": device, "final_epoch": last,
+            "render_seconds": round(render_seconds, 1), "pretrain_seconds": round(pretrain_seconds, 1)}
+
+
+def _replay_pretrain(folder: Path, value: dict[str, Any]) -> None:
+    """Write a cell's ``cell.json`` and per-epoch metrics from its ledger record (no backbone is stored)."""
+    metrics = folder / "pretrain" / "metrics.jsonl"
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    write_text(metrics, "".join(canonical(e) + "\n" for e in value["epochs"]))
+    write_json(folder / "cell.json", {**value["manifest"], "replayed": True})
+
+
 def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | None = None, render_workers: int = 1,
              gpus: int = 1, log=print) -> dict[str, Any]:
-    """Bring one cell to completion (skipping what is done); returns its manifest."""
+    """Bring one cell to completion (skipping what is done, replaying what the ledger holds); returns its manifest."""
     table = Path(table)
     device = device or spec.device
     folder = cell_dir(table, cell)
     folder.mkdir(parents=True, exist_ok=True)
+    ledger = cell_ledger(spec)
     with output_lock(folder, f"reward cell {cell.name}"), torch_threads(spec.threads):
         manifest_path = folder / "cell.json"
         t0 = time.perf_counter()
-        if not cell.is_scratch and _to_run(manifest_path, read_manifest(manifest_path), log):
-            images = _render(table, spec, cell, render_workers)
-            t_render = time.perf_counter() - t0
-            last = _pretrain(table, spec, cell, images, device, gpus)
-            meta = json.loads((images / "dataset.json").read_text())
-            write_json(manifest_path, {"cell": cell.name, "setting": cell.setting, "seed": cell.seed,
-                                       "pretrain_seed": spec.pretrain_seed(cell), "identity": spec.identity,
-                                       "images": meta["n_images"], "classes": meta["n_classes"],
-                                       "threads": spec.threads, "device": device,
-                                       "final_epoch": last, "render_seconds": round(t_render, 1),
-                                       "pretrain_seconds": round(time.perf_counter() - t0 - t_render, 1)})
-            log(f"[rewards] {cell.name}: rendered and pre-trained ({time.perf_counter() - t0:.0f} s)")
+        manifest = read_manifest(manifest_path)
+        if manifest is not None and manifest.get("replayed") and not ledger_holds_cell(ledger, spec, cell):
+            manifest = None  # replayed without a backbone, and an evaluation the ledger lacks: pre-train again
+        if not cell.is_scratch and _to_run(manifest_path, manifest, log):
+            found = ledger.lookup(PRETRAIN_KIND, cell_identity(spec, cell))
+            if found is not None and ledger_holds_cell(ledger, spec, cell):
+                _replay_pretrain(folder, found.value)
+            else:
+                ledger.require_measuring(PRETRAIN_KIND, f"cell {cell.name}")
+                cpu0 = time.process_time()
+                images = _render(table, spec, cell, render_workers)
+                t_render = time.perf_counter() - t0
+                last, epochs = _pretrain(table, spec, cell, images, device, gpus)
+                manifest = _manifest(spec, cell, images, last, device, t_render, time.perf_counter() - t0 - t_render)
+                write_json(manifest_path, manifest)
+                ledger.append(PRETRAIN_KIND, cell_identity(spec, cell),
+                              {"manifest": manifest, "final_epoch": last, "epochs": epochs,
+                               "images": manifest["images"], "classes": manifest["classes"]},
+                              provenance(time.process_time() - cpu0, time.perf_counter() - t0))
+                log(f"[rewards] {cell.name}: rendered and pre-trained ({time.perf_counter() - t0:.0f} s)")
         if not spec.keep_images and (folder / "images").exists():
             shutil.rmtree(folder / "images")
         for task in spec.tasks:
-            path, val_path, lin_path = knn_path(table, cell, task), knn_val_path(table, cell, task), linear_path(table, cell, task)
             features: dict = {}
-            if _to_run(path, read_result(path), log):
-                write_json(path, _knn(table, spec, cell, task, device, features if spec.validation else None))
-            if spec.validation and _to_run(val_path, read_result(val_path), log):
-                write_json(val_path, _knn_val(table, spec, cell, task, device, features.get(task)))
-            if spec.linear is not None and _to_run(lin_path, read_result(lin_path), log):
-                write_json(lin_path, _linear(table, spec, cell, task, device))
+            for kind in evaluations(spec):
+                path = eval_path(table, cell, task, kind)
+                if not _to_run(path, read_result(path), log):
+                    continue
+                compute = {"knn": lambda: _knn(table, spec, cell, task, device, features if spec.validation else None),
+                           "knn_val": lambda: _knn_val(table, spec, cell, task, device, features.get(task)),
+                           "linear": lambda: _linear(table, spec, cell, task, device)}[kind]
+                write_json(path, ledger.measure(EVAL_KINDS[kind], eval_identity(spec, cell, task, kind), compute,
+                                                what=f"cell {cell.name}, task {task}", budget=False))
         manifest = read_manifest(manifest_path) or {"cell": cell.name}
     return manifest

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import T2SError
+from ..ledger import BudgetSpent
 from ..profiles import Profile
 from .build import BuildResult, adopt_table, build_table
 from .cells import checkpoint_path
@@ -36,6 +37,9 @@ def _build(prof: Profile, table: Path, spec: RewardSpec, what: str, rerun: str, 
     if result.failed:
         raise T2SError(f"{len(result.failed)} {what} failed: {result.failed}",
                        f"fix the cause and {rerun}; completed cells are kept")
+    if result.stop_reason is not None:  # the notebook stops here: its analysis needs the whole table
+        raise BudgetSpent(f"{result.stop_reason.problem}; {len(result.stopped)} {what} left",
+                          "every finished cell is in the ledger; run the same command again to continue")
     return read_spec(table), result
 
 
