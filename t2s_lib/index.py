@@ -23,7 +23,9 @@ from .profiles import Profile
 from .verdicts import DOES_NOT_HOLD, HOLDS, NOT_RESOLVED, Interval
 
 COMPARATIVE = (HOLDS, DOES_NOT_HOLD, NOT_RESOLVED)
-VERDICTS = (*COMPARATIVE, "not testable here", "n/a")
+#: an item whose measurements are not in the results ledger at this commit (never a verdict of an old rule)
+NOT_MEASURED = "not measured at this commit"
+VERDICTS = (*COMPARATIVE, "not testable here", "n/a", NOT_MEASURED)
 
 
 @dataclass(frozen=True)
@@ -128,18 +130,19 @@ def index_rows(prof: Profile) -> list[dict]:
 
 
 def finding_text(finding: dict | None) -> str:
-    """The INDEX sentence of a finding: verdict, sentence and its interval; a verdict recorded
-    without one (a point-estimate rule of an earlier commit) says so."""
+    """The INDEX sentence of a finding: verdict, sentence and its interval. A comparative verdict
+    recorded without one (a point-estimate rule of an earlier commit) is no verdict: the item is shown
+    as not measured at this commit."""
     if not finding:
-        return "not run at this profile yet"
-    text = f"**{finding['verdict']}**: {finding['sentence']}"
+        return f"**{NOT_MEASURED}**"
     if "interval" in finding:
         low, high = finding["interval"]
-        return text + f" (95 % interval [{low:+.3g}, {high:+.3g}], {finding.get('interval_method', '')})"
-    if finding["verdict"] not in ("not testable here", "n/a"):
-        text += (f" (*recorded at {finding.get('commit', '?')} by a point-estimate rule, without an interval: "
-                 f"rerun {finding.get('notebook', 'its notebook')} for a verdict that carries its noise*)")
-    return text
+        return (f"**{finding['verdict']}**: {finding['sentence']} "
+                f"(95 % interval [{low:+.3g}, {high:+.3g}], {finding.get('interval_method', '')})")
+    if finding["verdict"] in ("not testable here", "n/a", NOT_MEASURED):
+        return f"**{finding['verdict']}**: {finding['sentence']}"
+    return (f"**{NOT_MEASURED}**: the verdict recorded at {finding.get('commit', '?')} came from an earlier "
+            f"point-estimate rule without an interval; rerun {finding.get('notebook', 'its notebook')}")
 
 
 def write_index(prof: Profile) -> Path:

@@ -44,6 +44,9 @@ class StageCost:
     train_gflop: float = 0.0
     forward_gflop: float = 0.0
     controller_epochs: int = 0
+    #: units of this stage the results ledger already holds, of how many (None: not counted by the ledger)
+    units_held: int | None = None
+    units_total: int | None = None
 
     def seconds(self, device: str) -> float:
         dev = throughput_table()["devices"][device]
@@ -221,7 +224,22 @@ def _policy_stage(prof: Profile) -> StageCost:
 
 
 def _cells_cost(prof: Profile, spec, sizes: dict[str, tuple[int, int, int]], cells, stage: str, notebook: str) -> StageCost:
-    """Render + pre-training + 5-NN work of reward-table ``cells`` of ``spec``."""
+    """Render + pre-training + 5-NN work of the reward-table ``cells`` of ``spec`` that the results ledger
+    does not hold yet (those are replayed, not measured)."""
+    from .rewards.cells import cell_ledger, ledger_holds_cell
+
+    ledger = cell_ledger(spec)
+    total = len(cells)
+    cells = [c for c in cells if not ledger_holds_cell(ledger, spec, c)]
+    cost = _measured_cells_cost(prof, spec, sizes, cells, stage, notebook)
+    cost.units_held, cost.units_total = total - len(cells), total
+    cost.actions.append(f"results ledger {ledger.folder}: {total - len(cells)} of {total} cells held, "
+                        f"{len(cells)} to measure")
+    return cost
+
+
+def _measured_cells_cost(prof: Profile, spec, sizes: dict[str, tuple[int, int, int]], cells, stage: str,
+                         notebook: str) -> StageCost:
     spec_img, cfg = prof.pretrain.render, prof.pretrain.config()
     trained = [c for c in cells if not c.is_scratch]
     cost = StageCost(stage, notebook)
@@ -387,14 +405,15 @@ def format_plan(plan: StudyPlan) -> str:
     for item in plan.missing:
         lines.append(f"  MISSING  {item['what']}: {item['why']}\n           fix: {item['fix']}")
     lines.append("")
-    lines.append(f"{'notebook':<14}{'CPU h':>10}{'GPU h':>10}   what it will do")
+    lines.append(f"{'notebook':<14}{'CPU h':>10}{'GPU h':>10}{'held':>10}   what it will do (what the ledger lacks)")
     total_cpu = total_gpu = 0.0
     for s in plan.stages:
         cpu_h, gpu_h = s.seconds("cpu") / 3600, s.seconds("cuda") / 3600
         total_cpu += cpu_h
         total_gpu += gpu_h
-        lines.append(f"{s.notebook:<14}{cpu_h:>10.2f}{gpu_h:>10.3f}   {s.actions[0] if s.actions else ''}")
-        lines += [f"{'':<37}{a}" for a in s.actions[1:]]
+        held = f"{s.units_held}/{s.units_total}" if s.units_total is not None else "-"
+        lines.append(f"{s.notebook:<14}{cpu_h:>10.2f}{gpu_h:>10.3f}{held:>10}   {s.actions[0] if s.actions else ''}")
+        lines += [f"{'':<47}{a}" for a in s.actions[1:]]
     lines.append(f"{'total':<14}{total_cpu:>10.2f}{total_gpu:>10.3f}")
     lines.append("")
     lines.append(f"CPU figures: {tp['cpu']['source']} ({tp['cpu']['description']}); GPU figures: {tp['cuda']['source']} "

@@ -54,3 +54,16 @@ def test_record_finding_needs_the_interval(tmp_path):
     assert "[-0.4, +0.6]" in finding_text(stored)
     old = {"verdict": "partly holds", "sentence": "s", "commit": "bfc10e3+dirty", "notebook": "07_scaling"}
     assert "without an interval" in finding_text(old)
+
+
+def test_a_verdict_without_its_interval_is_shown_as_not_measured():
+    """A finding of an earlier point-estimate rule (no interval) is no verdict at this commit."""
+    from t2s_lib.index import NOT_MEASURED, finding_text
+
+    legacy = {"verdict": "partly holds", "sentence": "DR 70.0 vs Task2Sim 74.5", "commit": "434cfb4b9ef3",
+              "notebook": "07_scaling"}
+    text = finding_text(legacy)
+    assert text.startswith(f"**{NOT_MEASURED}**") and "434cfb4b9ef3" in text and "partly holds" not in text
+    assert finding_text(None) == f"**{NOT_MEASURED}**"
+    measured = {**legacy, "verdict": "holds", "interval": [0.1, 0.3], "interval_method": "t (3 df)"}
+    assert finding_text(measured).startswith("**holds**") and "[+0.1, +0.3]" in finding_text(measured)

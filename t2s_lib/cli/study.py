@@ -38,7 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from ..profiles import parse_overrides
 
+    import os
+
+    from ..paths import RESULTS_DIR
+
     overrides = parse_overrides(args.overrides)
+    # the environment carries the ledger into the notebook kernels and their cell workers (and the plan)
+    if args.record or args.ledger:
+        os.environ["T2S_LEDGER"] = str(RESULTS_DIR if args.record else os.path.abspath(args.ledger))
+    if args.recompute or args.replay:
+        os.environ["T2S_LEDGER_MODE"] = "recompute" if args.recompute else "replay"
     if args.plan:
         import json
 
@@ -48,16 +57,8 @@ def _run(args: argparse.Namespace) -> int:
         plan = plan_study(load_profile(args.profile, overrides))
         print(json.dumps(plan.as_dict(), indent=2) if args.json else format_plan(plan))
         return 0
-    import os
-
-    from ..paths import RESULTS_DIR
     from ..study import StudyStopped, run_study
 
-    # the environment carries the ledger into the notebook kernels and their cell workers
-    if args.record or args.ledger:
-        os.environ["T2S_LEDGER"] = str(RESULTS_DIR if args.record else os.path.abspath(args.ledger))
-    if args.recompute or args.replay:
-        os.environ["T2S_LEDGER_MODE"] = "recompute" if args.recompute else "replay"
     try:
         records = run_study(args.profile, only=args.only, kernel_name=args.kernel, overrides=overrides,
                             budget_minutes=args.budget_minutes)
