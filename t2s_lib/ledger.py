@@ -103,6 +103,34 @@ register_kind("reward.pretrain", 1, {"final_epoch": None, "epochs": None, "image
 register_kind("reward.knn", 1, {"value": PERCENT}, "5-NN top-1 % of one cell's backbone on a task's test split")
 register_kind("reward.knn_val", 1, {"value": PERCENT}, "5-NN top-1 % on a validation split of a task's training data")
 register_kind("reward.linear", 1, {"value": PERCENT}, "linear-probe top-1 % of one cell's backbone on a task")
+# Task2Vec (notebooks 02 and 05): one vector per (task, probe, options), float32 as base64
+register_kind("task2vec.vector", 1, {"dim": (1, 1e7), "hessian": None, "scale": None, "meta": None},
+              "one task's Task2Vec vector (diagonal Fisher per filter) and its embedding run's metadata")
+
+
+def encode_array(array: Any) -> dict[str, Any]:
+    """A float32 vector as JSON: exact (its bytes in base64), ~4/3 of its binary size."""
+    import base64
+
+    import numpy as np
+
+    a = np.ascontiguousarray(array, dtype="<f4").ravel()
+    return {"dtype": "float32", "shape": [int(a.size)], "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(data: dict[str, Any], where: str = "ledger record") -> Any:
+    import base64
+    import binascii
+
+    import numpy as np
+
+    try:
+        a = np.frombuffer(base64.b64decode(data["b64"], validate=True), dtype="<f4")
+        if a.size != int(data["shape"][0]):
+            raise ValueError(f"{a.size} values, shape says {data['shape']}")
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise T2SError(f"{where}: a vector that does not decode ({exc})", _FIX_RECORD) from None
+    return a.astype(np.float32)
 
 
 def _plain(obj: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +247,49 @@ def test_a_budgeted_build_resumes_to_the_uninterrupted_ledger(tiny, tmp_path, mo
     assert _ledger_records(tmp_path / "sliced" / "tiny") == _ledger_records(tmp_path / "whole" / "tiny")
     assert (tmp_path / "slice2" / "reward_table.json").read_text() == \
         (tmp_path / "whole_table" / "reward_table.json").read_text()
+
+
+# -- Task2Vec vectors through the ledger -------------------------------------------------------------
+
+def test_task2vec_vectors_are_recorded_exactly_and_adopted(tiny, tmp_path, monkeypatch):
+    """A vector the ledger holds is returned bit for bit without embedding, and without training the
+    profile's probe; another seed, fraction or probe is another identity."""
+    import dataclasses
+
+    import numpy as np
+
+    from t2s_lib.task2vec import study as t2v
+
+    prof = dataclasses.replace(tiny, task2vec=dataclasses.replace(
+        tiny.task2vec, probe_recipe={"setting": "1_0_0_0_0_1_0_0_0", "images": 16},
+        img_size=16, max_samples=60, fisher_samples=32, fisher_batch_size=16, classifier_epochs=1,
+        classifier_samples=64, threads=1))
+    calls = {"embed": 0, "probe": 0}
+    real_embed = t2v.embed_task
+
+    def counting_embed(*args, **kwargs):
+        calls["embed"] += 1
+        return real_embed(*args, **{**kwargs, "device": "cpu"})
+
+    def no_probe(prof, log=print):  # the random-init probe stands in for the trained one here
+        calls["probe"] += 1
+        return None
+
+    monkeypatch.setattr(t2v, "embed_task", counting_embed)
+    monkeypatch.setattr(t2v, "probe_checkpoint_of", no_probe)
+    first = t2v.ProfileEmbedder(prof).embed("digits")
+    assert calls == {"embed": 1, "probe": 1}
+    monkeypatch.setenv("T2S_LEDGER_MODE", "replay")
+    again = t2v.ProfileEmbedder(prof).embed("digits")
+    assert calls == {"embed": 1, "probe": 1}, "a held vector was embedded again, or the probe trained"
+    assert again.hessian.dtype == np.float32 and np.array_equal(again.hessian, first.hessian)
+    assert again.meta["images_used"] == first.meta["images_used"]
+    embedder = t2v.ProfileEmbedder(prof)
+    ids = [embedder.identity("digits"), embedder.identity("digits", seed=1), embedder.identity("digits", fraction=0.5),
+           embedder.identity("faces")]
+    assert len({L.identity_key("task2vec.vector", i) for i in ids}) == 4
+    other_probe = t2v.ProfileEmbedder(dataclasses.replace(prof, task2vec=dataclasses.replace(
+        prof.task2vec, probe_recipe={"setting": "1_0_0_0_0_1_0_0_0", "images": 32})))
+    assert other_probe.identity("digits") != embedder.identity("digits")
+    with pytest.raises(T2SError, match="holds no current task2vec.vector record"):
+        embedder.embed("digits", seed=1)

@@ -167,7 +167,7 @@ def live_premise(prof: Profile, problem: PolicyProblem) -> dict[str, Any]:
     (the ``1.0, seed+1`` rows of notebook 02's fraction experiment)."""
     from ..task2vec.distances import task2vec_distance
     from ..task2vec.report import seed_pair
-    from ..task2vec.study import probe_checkpoint_of
+    from ..task2vec.study import ProfileEmbedder
     from .analysis import similarity_vs_reward_correlation
 
     out: dict[str, Any] = {
@@ -176,10 +176,10 @@ def live_premise(prof: Profile, problem: PolicyProblem) -> dict[str, Any]:
     H = problem.matrix(tasks)
     between = [task2vec_distance(H[i], H[j]) for i in range(len(tasks)) for j in range(i + 1, len(tasks))]
     sec = prof.task2vec
-    opts = sec.options(probe_checkpoint=probe_checkpoint_of(prof))
+    embedder = ProfileEmbedder(prof)
     seed_pairs = []
-    for task in sec.fraction_tasks:  # the noise floor notebook 02 measured (cached embeddings)
-        one, two = seed_pair(task, opts, device=prof.device, threads=sec.threads)
+    for task in sec.fraction_tasks:  # the noise floor notebook 02 measured (from the results ledger)
+        one, two = seed_pair(task, embedder)
         seed_pairs.append(task2vec_distance(one.hessian, two.hessian))
     out["between_task_distance_mean"] = float(np.mean(between))
     out["between_task_distance_min"] = float(np.min(between))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..profiles import Profile
 from ..verdicts import Interval, bootstrap_interval, verdict
 from .distances import cosine_similarity, cosine_similarity_matrix, published_vectors, task2vec_distance
-from .embed import Embedding, embed_task, published_layout
+from .embed import Embedding, published_layout
 from .study import fraction_experiment
 
 
@@ -88,12 +87,11 @@ def layer_profile(embs: Mapping[str, Embedding], ax=None):
     return ax.figure
 
 
-def seed_pair(task: str, opts, *, device: str, threads: int | None):
-    """The task's embedding with ``opts`` and with the next seed: the seed-to-seed noise floor
-    (cached, so notebook 02's fraction table and notebook 05's premise share the computation)."""
-    full = embed_task(task, opts, device=device, threads=threads)
-    other = embed_task(task, dataclasses.replace(opts, seed=opts.seed + 1), device=device, threads=threads)
-    return full, other
+def seed_pair(task: str, embedder):
+    """The task's embedding and the one with the next seed: the seed-to-seed noise floor (in the results
+    ledger, so notebook 02's fraction table and notebook 05's premise share the computation).
+    ``embedder``: a :class:`~t2s_lib.task2vec.study.ProfileEmbedder`."""
+    return embedder.embed(task), embedder.embed(task, seed=embedder.sec.seed + 1)
 
 
 def fraction_table(prof: Profile, *, predict=None):
@@ -104,16 +102,16 @@ def fraction_table(prof: Profile, *, predict=None):
     """
     import pandas as pd
 
-    from .study import probe_checkpoint_of
+    from .study import ProfileEmbedder
 
     sec = prof.task2vec
-    opts = sec.options(probe_checkpoint=probe_checkpoint_of(prof))
+    embedder = ProfileEmbedder(prof)
     rows = []
     for task in sec.fraction_tasks:
-        rows += fraction_experiment(task, sec.fractions, opts, device=prof.device, threads=sec.threads, predict=predict,
+        rows += fraction_experiment(task, sec.fractions, embedder.embed, predict=predict,
                                     save_dir=prof.layout.task2vec_fractions)
         # same data and options, another seed: how close two 100 % vectors are anyway
-        full, other = seed_pair(task, opts, device=prof.device, threads=sec.threads)
+        full, other = seed_pair(task, embedder)
         rows.append({"task": task, "fraction": "1.0, seed+1", "images": other.meta.get("images_used"),
                      "cosine_to_full": cosine_similarity(other.hessian, full.hessian),
                      "task2vec_distance_to_full": task2vec_distance(other.hessian, full.hessian)})
