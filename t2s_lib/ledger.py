@@ -103,6 +103,9 @@ register_kind("reward.pretrain", 1, {"final_epoch": None, "epochs": None, "image
 register_kind("reward.knn", 1, {"value": PERCENT}, "5-NN top-1 % of one cell's backbone on a task's test split")
 register_kind("reward.knn_val", 1, {"value": PERCENT}, "5-NN top-1 % on a validation split of a task's training data")
 register_kind("reward.linear", 1, {"value": PERCENT}, "linear-probe top-1 % of one cell's backbone on a task")
+# linear probes and fine-tuning of the comparison backbones (notebook 04)
+register_kind("evaluate.protocol", 1, {"value": PERCENT, "options": None},
+              "linear-probe or fine-tuning top-1 % of one backbone on one task")
 # Task2Vec (notebooks 02 and 05): one vector per (task, probe, options), float32 as base64
 register_kind("task2vec.vector", 1, {"dim": (1, 1e7), "hessian": None, "scale": None, "meta": None},
               "one task's Task2Vec vector (diagonal Fisher per filter) and its embedding run's metadata")

@@ -293,3 +293,54 @@ def test_task2vec_vectors_are_recorded_exactly_and_adopted(tiny, tmp_path, monke
     assert other_probe.identity("digits") != embedder.identity("digits")
     with pytest.raises(T2SError, match="holds no current task2vec.vector record"):
         embedder.embed("digits", seed=1)
+
+
+# -- linear probes of the reward table's backbones ---------------------------------------------------
+
+def _eval_profile(tmp_path, run: str, linear_tasks: list[str]):
+    import yaml
+
+    from conftest import TINY_PROFILE
+    from t2s_lib.profiles import load_profile
+
+    data = {**TINY_PROFILE, "run_dir": str(tmp_path / run)}
+    data["pretrain"] = {**TINY_PROFILE["pretrain"], "settings": ["all_off"]}
+    data["evaluate"] = {**TINY_PROFILE["evaluate"], "linear": {"tasks": linear_tasks, "epochs": 1, "hparams": "given",
+                                                              "lr": 0.01, "batch_size": 16, "weight_decay": 0.0}}
+    path = tmp_path / f"{run}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_profile(path)
+
+
+def test_evaluations_are_adopted_and_a_replayed_backbone_is_trained_again_only_when_needed(tiny, tmp_path, monkeypatch):
+    from t2s_lib.evaluate import study as ev
+    from t2s_lib.rewards.study import build_profile_table, comparison_cells
+
+    monkeypatch.setenv("T2S_LEDGER", str(tmp_path / "ledger"))
+    counts = _counting(monkeypatch)
+    evals = []
+    real = ev.evaluate_backbone
+    monkeypatch.setattr(ev, "evaluate_backbone", lambda *a, **k: evals.append(a[1]) or real(*a, **k))
+
+    prof = _eval_profile(tmp_path, "first", ["digits"])
+    build_profile_table(prof, log=lambda *_: None)
+    rows = ev.run_protocol(prof, comparison_cells(prof, scratch=True), "linear", progress=False)
+    assert len(evals) == 2 and {r["backbone"] for r in rows} == {"0_0_0_0_0_1_0_0_0", "scratch"}  # all_off: background fixed, light on
+    ev.run_protocol(prof, comparison_cells(prof, scratch=True), "linear", progress=False)
+    assert len(evals) == 2, "a held evaluation was measured again"
+
+    # a fresh machine with the ledger only: nothing is trained or evaluated, results.csv has the same values
+    trained = counts["pretrain"]
+    monkeypatch.setenv("T2S_LEDGER_MODE", "replay")
+    fresh = _eval_profile(tmp_path, "fresh", ["digits"])
+    build_profile_table(fresh, log=lambda *_: None)
+    again = ev.run_protocol(fresh, comparison_cells(fresh, scratch=True), "linear", progress=False)
+    assert len(evals) == 2 and counts["pretrain"] == trained
+    assert [r["value"] for r in again] == [r["value"] for r in rows]
+    assert fresh.layout.results_csv.is_file()
+
+    # a new task on that fresh machine: the replayed cell's backbone is pre-trained again, then evaluated
+    monkeypatch.setenv("T2S_LEDGER_MODE", "measure")
+    more = _eval_profile(tmp_path, "fresh", ["digits", "faces"])
+    ev.run_protocol(more, comparison_cells(more, scratch=True), "linear", progress=False)
+    assert counts["pretrain"] == trained + 1 and len(evals) == 4

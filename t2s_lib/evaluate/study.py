@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
+from ..ledger import active as active_ledger
 from ..profiles import Profile
+from .results import append_results
 from .run import EvalOptions, evaluate_backbone
+
+EVAL_KIND = "evaluate.protocol"
+#: EvalOptions fields that do not change a number (where it runs, how many loader workers, where a model goes)
+NOT_NUMERIC = ("device", "workers", "save_model", "feature_batch")
+
+
+def numeric_options(opts: EvalOptions) -> dict[str, Any]:
+    """Every evaluation option that determines the result (protocol, sizes, hyper-parameters, seed)."""
+    return {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_NUMERIC}
 
 
 def options_for(prof: Profile, protocol: str, **override: Any) -> EvalOptions:
@@ -19,18 +31,29 @@ def protocol_tasks(prof: Profile, protocol: str) -> list[str]:
 
 
 def run_protocol(prof: Profile, backbones: Mapping[str, Any], protocol: str, *, progress: bool = True):
-    """Evaluate every backbone on the protocol's tasks (rows upserted into results.csv); returns the rows."""
+    """Evaluate every backbone (a :class:`~t2s_lib.rewards.study.Backbone`) on the protocol's tasks through the
+    results ledger (a held result is not measured again; its backbone is then not even made); every row is
+    upserted into results.csv. Returns the rows."""
     from tqdm.auto import tqdm
 
     layout = prof.layout
+    ledger = active_ledger(prof.name)
     rows = []
-    jobs = [(name, spec, task) for task in protocol_tasks(prof, protocol) for name, spec in backbones.items()]
-    for name, spec, task in tqdm(jobs, desc=protocol, disable=not progress):
+    jobs = [(name, bb, task) for task in protocol_tasks(prof, protocol) for name, bb in backbones.items()]
+    for name, bb, task in tqdm(jobs, desc=protocol, disable=not progress):
         extra = {}
-        if protocol == "finetune" and not str(spec).startswith("scratch:"):
+        if protocol == "finetune" and not bb.cell.is_scratch:
             extra["save_model"] = str(layout.finetuned(name, task))
-        rows.append(evaluate_backbone(spec, task, options_for(prof, protocol, **extra), name=name,
-                                      results=layout.results_csv))
+        opts = options_for(prof, protocol, **extra)
+        identity = {"backbone": bb.identity, "task": task, "options": numeric_options(opts)}
+
+        def measure(bb=bb, task=task, opts=opts, name=name) -> dict[str, Any]:
+            row = evaluate_backbone(bb.load_spec(), task, opts, name=name)
+            return {k: v for k, v in row.items() if k not in ("checkpoint", "train_features")}
+
+        row = ledger.measure(EVAL_KIND, identity, measure, what=f"{protocol} of {name} on {task}")
+        append_results(layout.results_csv, [row])
+        rows.append(dict(row))
     return rows
 
 

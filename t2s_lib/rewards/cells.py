@@ -248,6 +248,28 @@ def _knn_val(table: Path, spec: RewardSpec, cell: Cell, task: str, device: str,
             **split.sizes, "seconds": round(time.perf_counter() - t0, 2)}
 
 
+def ensure_backbone(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | None = None,
+                    render_workers: int = 1, log=print) -> str:
+    """What :func:`t2s_lib.evaluate.run.evaluate_backbone` loads for this cell, made if need be: a cell
+    replayed from the ledger stores no backbone, so a later stage that needs its weights (linear probe,
+    fine-tuning, CKA) gets it rendered and pre-trained again (same render job, recipe and seed)."""
+    table = Path(table)
+    if cell.is_scratch or checkpoint_path(table, cell).is_file():
+        return backbone_spec(table, spec, cell)
+    cell_ledger(spec).require_measuring(PRETRAIN_KIND, f"the backbone of cell {cell.name} (a later stage needs "
+                                                       "its weights)")
+    folder = cell_dir(table, cell)
+    with output_lock(folder, f"reward cell {cell.name}"), torch_threads(spec.threads):
+        if not checkpoint_path(table, cell).is_file():
+            log(f"[rewards] {cell.name}: pre-training its backbone again (the cell came from the ledger)")
+            shutil.rmtree(folder / "pretrain", ignore_errors=True)  # the replayed log; training writes its own
+            images = _render(table, spec, cell, render_workers)
+            _pretrain(table, spec, cell, images, device or spec.device, 1)
+            if not spec.keep_images:
+                shutil.rmtree(images, ignore_errors=True)
+    return backbone_spec(table, spec, cell)
+
+
 def _manifest(spec: RewardSpec, cell: Cell, images: Path, last: dict[str, Any], device: str,
               render_seconds: float, pretrain_seconds: float) -> dict[str, Any]:
     meta = json.loads((images / "dataset.json").read_text())

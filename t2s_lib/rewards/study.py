@@ -3,6 +3,7 @@ the later stages (linear probe, fine-tuning, CKA, the policy on the live table).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -10,8 +11,8 @@ from ..errors import T2SError
 from ..ledger import BudgetSpent
 from ..profiles import Profile
 from .build import BuildResult, adopt_table, build_table
-from .cells import checkpoint_path
-from .spec import Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
+from .cells import cell_identity, checkpoint_path, ensure_backbone
+from .spec import SCRATCH, Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
 
 
 def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
@@ -43,9 +44,28 @@ def _build(prof: Profile, table: Path, spec: RewardSpec, what: str, rerun: str, 
     return read_spec(table), result
 
 
-def comparison_backbones(prof: Profile, table: str | Path | None = None) -> dict[str, Path]:
-    """``{setting_key: checkpoint}`` of the profile's comparison settings (``pretrain.settings``), first seed,
-    from the reward table's stored backbones."""
+@dataclass(frozen=True)
+class Backbone:
+    """A backbone a later stage evaluates: what determines its weights (its reward cell's ledger
+    identity), and how to get them (:meth:`load_spec`, which may pre-train a replayed cell again)."""
+
+    name: str
+    table: Path
+    spec: RewardSpec
+    cell: Cell
+
+    @property
+    def identity(self) -> dict:
+        return cell_identity(self.spec, self.cell)
+
+    def load_spec(self) -> str:
+        """The checkpoint (or ``scratch:<arch>``) that :func:`t2s_lib.evaluate.run.evaluate_backbone` loads."""
+        return ensure_backbone(self.table, self.spec, self.cell)
+
+
+def comparison_cells(prof: Profile, table: str | Path | None = None, *, scratch: bool = False) -> dict[str, Backbone]:
+    """The profile's comparison settings (``pretrain.settings``), first seed, as reward-table backbones (with
+    ``scratch``: also the randomly initialised architecture, seed 0 or the table's first scratch seed)."""
     table = Path(table) if table is not None else prof.layout.rewards
     spec = read_spec(table)
     out = {}
@@ -53,11 +73,16 @@ def comparison_backbones(prof: Profile, table: str | Path | None = None) -> dict
         if key not in spec.seeds:
             raise T2SError(f"setting {key} (pretrain.settings) is not in the reward table {table}",
                            "add it to the rewards design (rewards.settings) or drop it from pretrain.settings")
-        path = checkpoint_path(table, Cell(key, spec.seeds[key][0]))
-        if not path.is_file():
-            raise T2SError(f"{path} not found", "build the reward table first (notebook 03 or t2s rewards build)")
-        out[key] = path
+        out[key] = Backbone(key, table, spec, Cell(key, spec.seeds[key][0]))
+    if scratch:
+        out["scratch"] = Backbone("scratch", table, spec, Cell(SCRATCH, min(spec.scratch_seeds, default=0)))
     return out
+
+
+def comparison_backbones(prof: Profile, table: str | Path | None = None) -> dict[str, Path]:
+    """``{setting_key: checkpoint}`` of the profile's comparison settings (``pretrain.settings``), first seed,
+    from the reward table's stored backbones (pre-trained again where the cells came from the ledger)."""
+    return {key: Path(bb.load_spec()) for key, bb in comparison_cells(prof, table).items()}
 
 
 def chance_accuracy(spec: RewardSpec) -> float | None:
