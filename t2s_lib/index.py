@@ -158,6 +158,15 @@ def write_index(prof: Profile) -> Path:
             files += f" (missing: {', '.join(r['missing'])})"
         lines.append(f"| {r['item']} | {r['what']} | {files} | {r['notebook']} | {r['profile']} | {r['commit']} | "
                      f"{r['paper']} | {r['finding']} |")
+    regeneration = prof.layout.figure("regeneration", ".json")
+    if regeneration.is_file():  # written by make figures (t2s_lib.regenerate)
+        record = json.loads(regeneration.read_text())
+        lines += ["", f"Regenerated from the results ledger `results/{record['profile']}/` by the notebooks at this "
+                      f"commit (make figures): {', '.join(record['regenerated']) or 'none'}."]
+        if record["not_in_ledger"]:
+            lines += ["", "Not regenerated: the ledger does not hold their measurements yet (their items are "
+                          "*not measured at this commit*):", ""]
+            lines += [f"- {nb}: {why}" for nb, why in record["not_in_ledger"].items()]
     path = prof.layout.figure("INDEX", ".md")
     write_text(path, "\n".join(lines) + "\n")
     return path

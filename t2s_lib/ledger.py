@@ -103,9 +103,17 @@ register_kind("reward.pretrain", 1, {"final_epoch": None, "epochs": None, "image
 register_kind("reward.knn", 1, {"value": PERCENT}, "5-NN top-1 % of one cell's backbone on a task's test split")
 register_kind("reward.knn_val", 1, {"value": PERCENT}, "5-NN top-1 % on a validation split of a task's training data")
 register_kind("reward.linear", 1, {"value": PERCENT}, "linear-probe top-1 % of one cell's backbone on a task")
+# the renderer's speed (notebook 01): a measurement of the machine, recorded like any other
+register_kind("render.throughput", 1, {"img_per_s": (0.0, 1e9), "cpu_ms_per_img": (0.0, 1e9)},
+              "end-to-end render_dataset images/s at one image size and worker count")
 # linear probes and fine-tuning of the comparison backbones (notebook 04)
 register_kind("evaluate.protocol", 1, {"value": PERCENT, "options": None},
               "linear-probe or fine-tuning top-1 % of one backbone on one task")
+# the policy methods (notebooks 05 and 09): one run of a method over seeds (+ leave-one-task-out) on one problem
+register_kind("policy.run", 1, {"summary": None, "curves": None},
+              "one policy method fitted and scored over its seeds (and leave-one-task-out) on one problem")
+# CKA between backbones (notebook 06): one task's stage x backbone x backbone matrix
+register_kind("cka.task", 1, {"matrix": None}, "linear CKA between backbones at each ResNet stage on one task's images")
 # Task2Vec (notebooks 02 and 05): one vector per (task, probe, options), float32 as base64
 register_kind("task2vec.vector", 1, {"dim": (1, 1e7), "hessian": None, "scale": None, "meta": None},
               "one task's Task2Vec vector (diagonal Fisher per filter) and its embedding run's metadata")
@@ -209,8 +217,11 @@ class Record:
     where: str  # file:line
 
     def line(self) -> str:
-        return canonical({"format": LEDGER_FORMAT, "kind": self.kind, "key": self.key, "numerics": self.numerics,
-                          "identity": self.identity, "value": self.value, "provenance": self.provenance})
+        """The record as one JSON line: the identity with sorted keys (as hashed), the value in the order
+        the stage wrote it (a table built from it keeps its row order)."""
+        return json.dumps({"format": LEDGER_FORMAT, "kind": self.kind, "key": self.key, "numerics": self.numerics,
+                           "identity": json.loads(canonical(self.identity)), "value": self.value,
+                           "provenance": self.provenance}, separators=(",", ":"), default=_plain, allow_nan=False)
 
 
 def parse_line(text: str, where: str) -> Record:
@@ -309,7 +320,7 @@ class Ledger:
         """Add one record (checked as a reader would check it) in one locked, whole-line write."""
         k = get_kind(kind)
         record = Record(k.name, identity_key(kind, identity), k.numerics, json.loads(canonical(identity)),
-                        json.loads(canonical(value)), prov, "")
+                        json.loads(json.dumps(value, default=_plain, allow_nan=False)), prov, "")
         k.check_value(record.value, f"new {kind} record")
         line = (record.line() + "\n").encode()
         path = self.path(kind)
@@ -367,6 +378,17 @@ class Ledger:
     def cpu_seconds(self, kind: str) -> list[float]:
         """The CPU-seconds of the current records of ``kind`` (what a remaining unit is estimated by)."""
         return [float(r.provenance.get("cpu_seconds", 0.0)) for r in self._current(kind).values()]
+
+
+#: the profile whose ledger library code records into when it is not told one (set by notebook.setup)
+PROFILE_ENV = "T2S_LEDGER_PROFILE"
+
+
+def current() -> Ledger | None:
+    """The ledger of the study this process runs in (``T2S_LEDGER_PROFILE``, set by :func:`t2s_lib.notebook.setup`
+    and inherited by workers), or None outside a study (a command line run measures without recording)."""
+    profile = os.environ.get(PROFILE_ENV)
+    return active(profile) if profile else None
 
 
 def ledger_dir(profile: str) -> Path:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import os
 import sys
 from pathlib import Path
 
 from .errors import os_fault
 from .files import atomic_path, write_json
-from .ledger import git_commit
+from .ledger import PROFILE_ENV, git_commit
 from .profiles import Profile, load_profile
 
 
@@ -25,6 +26,7 @@ def setup(profile: str | Profile = "smoke", out_dir: str | None = None, notebook
     if out_dir:
         prof = prof.with_run_dir(out_dir)
     prof = dataclasses.replace(prof, notebook=notebook)
+    os.environ[PROFILE_ENV] = prof.name  # library code called from here records into this profile's ledger
     install_fault_handler()
     prof.run_dir.mkdir(parents=True, exist_ok=True)
     prof.figures_dir.mkdir(parents=True, exist_ok=True)

@@ -344,3 +344,35 @@ def test_evaluations_are_adopted_and_a_replayed_backbone_is_trained_again_only_w
     more = _eval_profile(tmp_path, "fresh", ["digits", "faces"])
     ev.run_protocol(more, comparison_cells(more, scratch=True), "linear", progress=False)
     assert counts["pretrain"] == trained + 1 and len(evals) == 4
+
+
+# -- policy runs -------------------------------------------------------------------------------------
+
+def test_policy_runs_are_recorded_inside_a_study_and_keyed_by_the_problem(tmp_path, monkeypatch):
+    import dataclasses
+
+    import numpy as np
+
+    from t2s_lib.policy import runner
+    from t2s_lib.policy.problem import published_problem
+
+    problem = published_problem()
+    calls = []
+    real = runner._run_variant
+    monkeypatch.setattr(runner, "_run_variant", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    monkeypatch.delenv(L.PROFILE_ENV, raising=False)
+    runner.run_variant("best-fixed", problem, [0])  # outside a study: measured, not recorded
+    assert calls == ["best-fixed"] and not list(tmp_path.glob("**/*.jsonl"))
+    monkeypatch.setenv("T2S_LEDGER", str(tmp_path))
+    monkeypatch.setenv(L.PROFILE_ENV, "tiny")
+    first, _ = runner.run_variant("best-fixed", problem, [0], loo_seeds=[0])
+    again, _ = runner.run_variant("best-fixed", problem, [0], loo_seeds=[0])
+    assert calls == ["best-fixed"] * 2 and again == json.loads(json.dumps(first))
+    # another problem (one reward changed) is another run
+    values = problem.table.values.copy()
+    values[0, 0] += 1.0
+    changed = dataclasses.replace(problem, table=dataclasses.replace(problem.table, values=values))
+    assert changed.digest() != problem.digest()
+    runner.run_variant("best-fixed", changed, [0], loo_seeds=[0])
+    assert len(calls) == 3
+    assert np.isfinite(first["loo"]["mean"])

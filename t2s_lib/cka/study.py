@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import T2SError
+from ..ledger import active as active_ledger
 from ..profiles import Profile
 from .maths import MinibatchCKA
 
 STAGES = (1, 2, 3, 4)
+CKA_KIND = "cka.task"
 
 
 def _reduce(feature, how: str):
@@ -125,10 +127,40 @@ def load_cka(path: str | Path) -> dict[str, Any]:
 
 def cka_study(prof: Profile, backbones: Mapping[str, Any], *, tag: str = "before",
               tasks: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Notebook 06: CKA matrices with the profile's ``cka:`` options, saved to ``runs/<profile>/cka/<tag>.npz``."""
+    """Notebook 06: CKA matrices with the profile's ``cka:`` options, saved to ``runs/<profile>/cka/<tag>.npz``.
+
+    ``backbones``: name -> a backbone with ``identity`` and ``load_spec()`` (a reward cell's
+    :class:`~t2s_lib.rewards.study.Backbone`, a :class:`~t2s_lib.evaluate.study.FineTuned`), or a
+    ``{task: backbone}`` mapping (one per task). Each task's matrix goes through the results ledger, so a
+    held one needs no backbone at all."""
+    import numpy as np
+
     sec = prof.cka
-    res = cka_matrices(backbones, list(tasks if tasks is not None else sec.tasks), img_size=sec.img_size,
-                       batch_size=sec.batch_size, max_images=sec.max_images, epochs=sec.epochs, kernel=sec.kernel,
-                       reduce=sec.reduce, device=prof.device, seed=prof.seed, progress=progress)
+    options = {"kernel": sec.kernel, "reduce": sec.reduce, "img_size": sec.img_size, "batch_size": sec.batch_size,
+               "epochs": sec.epochs, "max_images": sec.max_images, "split": "test"}
+    ledger = active_ledger(prof.name)
+    names = list(backbones)
+    per_task: dict[str, Any] = {}
+    for task in list(tasks if tasks is not None else sec.tasks):
+        members = {}
+        for name, bb in backbones.items():
+            if isinstance(bb, Mapping):
+                if task not in bb:
+                    raise T2SError(f"backbone {name!r} has no backbone for task {task!r}", "give one per task, or drop the task")
+                bb = bb[task]
+            members[name] = bb
+        identity = {"task": task, "names": names, "backbones": {n: m.identity for n, m in members.items()},
+                    "options": options, "seed": prof.seed}
+
+        def measure(members=members, task=task) -> dict[str, Any]:
+            res = cka_matrices({n: m.load_spec() for n, m in members.items()}, [task], device=prof.device,
+                               seed=prof.seed, progress=progress, **options)
+            return {"matrix": res["per_task"][res["tasks"][0]].tolist()}
+
+        value = ledger.measure(CKA_KIND, identity, measure, what=f"CKA {tag} on {task}")
+        per_task[task] = np.asarray(value["matrix"], dtype=np.float64)
+    mean = np.mean(np.stack(list(per_task.values())), axis=0)
+    res = {"names": names, "stages": list(STAGES), "tasks": list(per_task), "per_task": per_task, "mean": mean,
+           "options": options}
     save_cka(res, prof.layout.cka_result(tag))
     return res

@@ -57,6 +57,32 @@ def run_protocol(prof: Profile, backbones: Mapping[str, Any], protocol: str, *, 
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class FineTuned:
+    """A comparison backbone fine-tuned on one task (notebook 04's fine-tuning), as CKA loads it: identified
+    by its fine-tuning's ledger identity; :meth:`load_spec` fine-tunes it again where only the ledger's
+    record of it exists (a fresh machine)."""
+
+    prof: Profile
+    backbone: Any  # a t2s_lib.rewards.study.Backbone
+    task: str
+
+    def options(self) -> EvalOptions:
+        return options_for(self.prof, "finetune", save_model=str(self.prof.layout.finetuned(self.backbone.name, self.task)))
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return {"finetuned": {"backbone": self.backbone.identity, "task": self.task,
+                              "options": numeric_options(self.options())}}
+
+    def load_spec(self) -> str:
+        path = self.prof.layout.finetuned(self.backbone.name, self.task)
+        if not path.is_file():
+            active_ledger(self.prof.name).require_measuring(EVAL_KIND, f"the fine-tuned {self.backbone.name} on {self.task}")
+            evaluate_backbone(self.backbone.load_spec(), self.task, self.options(), name=self.backbone.name)
+        return str(path)
+
+
 def protocol_comparison(prof: Profile, labels: Mapping[str, str] | None = None):
     """Task x backbone table of the three protocols for the comparison backbones: 5-NN from the reward
     table (first seed; scratch seed 0), linear probe and fine-tuning from ``results.csv``; only the

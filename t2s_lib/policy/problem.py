@@ -53,6 +53,18 @@ class PolicyProblem:
     def all_tasks(self) -> tuple[str, ...]:
         return self.seen + self.unseen
 
+    def digest(self) -> str:
+        """A content hash of everything a method may see and is judged on (rewards, vectors, split): two
+        problems with one digest give every method the same result."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(repr((self.table.tasks, self.table.keys, self.seen, self.unseen)).encode())
+        h.update(np.ascontiguousarray(self.table.values, dtype=np.float64).tobytes())
+        for task in self.all_tasks:
+            h.update(np.ascontiguousarray(self.vectors[task], dtype=np.float64).tobytes())
+        return h.hexdigest()[:24]
+
     @property
     def dim(self) -> int:
         return int(np.asarray(self.vectors[self.seen[0]]).shape[-1])

@@ -21,11 +21,13 @@ import numpy as np
 
 from ..errors import T2SError
 from ..files import write_json
+from ..ledger import current as current_ledger
 from ..settings import HEAD_ORDER, SimSetting
 from .methods import METHODS
 from .problem import PolicyProblem
 
 CONTROLLER_VARIANTS = ("paper", "per-task")
+POLICY_KIND = "policy.run"
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -96,9 +98,26 @@ def run_variant(
     """Fit ``variant`` once per seed on the seen tasks; evaluate on seen and unseen tasks.
 
     With ``loo_seeds``, also leave each of the problem's tasks out in turn (fit on all others)
-    and report the mean reward of the held-out predictions. Returns (summary, curves).
+    and report the mean reward of the held-out predictions. Returns (summary, curves). Inside a study
+    the run goes through the results ledger (identity: the method, the problem's digest, seeds, options).
     """
     METHODS.get(variant)  # unknown variant -> clear error before any work
+    led = current_ledger()
+    if led is None:
+        return _run_variant(variant, problem, seeds, options=options, loo_seeds=loo_seeds, workers=workers)
+    identity = {"variant": variant, "problem": problem.name, "problem_digest": problem.digest(), "seeds": list(seeds),
+                "options": dict(options or {}), "loo_seeds": list(loo_seeds or [])}
+
+    def measure() -> dict[str, Any]:
+        summary, curves = _run_variant(variant, problem, seeds, options=options, loo_seeds=loo_seeds, workers=workers)
+        return {"summary": summary, "curves": curves}
+
+    value = led.measure(POLICY_KIND, identity, measure, what=f"{variant} on {problem.name}")
+    return value["summary"], value["curves"]
+
+
+def _run_variant(variant: str, problem: PolicyProblem, seeds: Sequence[int], *, options: dict[str, Any] | None,
+                 loo_seeds: Sequence[int] | None, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
     options = dict(options or {})
     seeds = list(seeds)
     if not seeds:

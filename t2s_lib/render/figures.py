@@ -11,7 +11,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..ledger import current as current_ledger
 from ..settings import PARAMETER_LABELS, PARAMETERS, SimSetting, resolve_setting
+
+THROUGHPUT_KIND = "render.throughput"
 
 
 def base_scene(class_name: str = "chair", *, library: str = "sweethome3d", seed: int = 0):
@@ -96,19 +99,26 @@ def throughput_table(img_sizes: Sequence[int], images: int, workers: Sequence[in
     from . import render_dataset
 
     classes = min(classes, len(load_library(library).classes))
+    ledger = current_ledger()  # inside a study the figures show the recorded measurement (machine in provenance)
     rows: list[dict[str, Any]] = []
     for size in img_sizes:
         for w in workers:
-            tmp = Path(tempfile.mkdtemp(prefix="t2s-throughput-"))
-            try:
-                c0, t0 = _cpu_seconds(), time.perf_counter()
-                render_dataset(setting, tmp / "ds", images=images, img_size=size, workers=w, classes=classes,
-                               library=library, msaa=msaa, progress=False)
-                dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            # CPU time (this process + the workers and their llvmpipe threads) is steadier than wall
-            # time on a shared machine; 2 / CPU s per image = what 2 otherwise idle cores would give
-            rows.append({"size_px": size, "workers": w, "images": images, "seconds": dt, "img_per_s": images / dt,
-                         "cpu_ms_per_img": cpu / images * 1000, "load_avg": os.getloadavg()[0]})
+            def measure(size=size, w=w) -> dict[str, Any]:
+                tmp = Path(tempfile.mkdtemp(prefix="t2s-throughput-"))
+                try:
+                    c0, t0 = _cpu_seconds(), time.perf_counter()
+                    render_dataset(setting, tmp / "ds", images=images, img_size=size, workers=w, classes=classes,
+                                   library=library, msaa=msaa, progress=False)
+                    dt, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                # CPU time (this process + the workers and their llvmpipe threads) is steadier than wall
+                # time on a shared machine; 2 / CPU s per image = what 2 otherwise idle cores would give
+                return {"size_px": size, "workers": w, "images": images, "seconds": dt, "img_per_s": images / dt,
+                        "cpu_ms_per_img": cpu / images * 1000, "load_avg": os.getloadavg()[0]}
+
+            identity = {"setting": setting, "size_px": size, "workers": w, "images": images, "classes": classes,
+                        "library": library, "msaa": msaa}
+            rows.append(ledger.measure(THROUGHPUT_KIND, identity, measure, what=f"render throughput at {size} px, "
+                                       f"{w} worker(s)") if ledger is not None else measure())
     return pd.DataFrame(rows).set_index(["size_px", "workers"])

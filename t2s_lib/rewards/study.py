@@ -11,7 +11,7 @@ from ..errors import T2SError
 from ..ledger import BudgetSpent
 from ..profiles import Profile
 from .build import BuildResult, adopt_table, build_table
-from .cells import cell_identity, checkpoint_path, ensure_backbone
+from .cells import cell_identity, ensure_backbone
 from .spec import SCRATCH, Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
 
 
@@ -91,8 +91,8 @@ def chance_accuracy(spec: RewardSpec) -> float | None:
     return 100.0 / classes if classes else None
 
 
-def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Path]:
-    """``{task: checkpoint}`` of the setting the Task2Vec policy predicts for each task on the live table
+def task2sim_cells(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Backbone]:
+    """``{task: Backbone}`` of the setting the Task2Vec policy predicts for each task on the live table
     (notebook 05's small study), first seed: the "Task2Sim" backbone of each task."""
     from ..files import read_json
 
@@ -104,5 +104,10 @@ def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-k
         if task not in predictions:
             raise T2SError(f"no {variant} prediction for task {task!r}", "run notebook 05 on the same tasks first")
         key = predictions[task]
-        out[task] = checkpoint_path(table, Cell(key, spec.seeds[key][0]))
+        out[task] = Backbone(key, table, spec, Cell(key, spec.seeds[key][0]))
     return out
+
+
+def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Path]:
+    """``{task: checkpoint}`` of :func:`task2sim_cells` (pre-trained again where the cells came from the ledger)."""
+    return {task: Path(bb.load_spec()) for task, bb in task2sim_cells(prof, tasks, variant).items()}
