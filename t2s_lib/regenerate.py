@@ -26,6 +26,7 @@ from typing import Sequence
 from .errors import T2SError
 from .files import write_json
 from .paths import FIGURES_DIR, RESULTS_DIR, runs_dir
+from .profiles import load_profile
 
 #: figures that show rendered images rather than measured data (checked to exist, not byte for byte)
 RENDERED_IMAGES = ("render_parameters_fig8.png", "render_sample_grid.png")
@@ -53,8 +54,9 @@ def regenerate_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR,
 
     notebooks = [nb.stem for nb in select_notebooks(study_notebooks(), only)]
     order = [n for n in notebooks if n != INDEX_NOTEBOOK] + ([INDEX_NOTEBOOK] if INDEX_NOTEBOOK in notebooks else [])
-    if not (Path(ledger_root) / profile).is_dir():
-        raise T2SError(f"no results ledger for profile {profile!r} in {ledger_root}",
+    profile_name = load_profile(profile).name
+    if not (Path(ledger_root) / profile_name).is_dir():
+        raise T2SError(f"no results ledger for profile {profile_name!r} in {ledger_root}",
                        f"measure it first: t2s study --profile {profile} --record --budget-minutes M")
     saved = {k: os.environ.get(k) for k in ("T2S_LEDGER", "T2S_LEDGER_MODE", "T2S_RUNS")}
     work = runs_dir() / "figures-replay"
@@ -65,7 +67,7 @@ def regenerate_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR,
             result = Regeneration(Path(figures_dir))
             for name in order:
                 if name == INDEX_NOTEBOOK:  # the index reads which notebooks ran from the ledger
-                    write_json(staging / REGENERATION_FILE, {"profile": profile, "regenerated": result.regenerated,
+                    write_json(staging / REGENERATION_FILE, {"profile": profile_name, "regenerated": result.regenerated,
                                                             "not_in_ledger": result.not_in_ledger})
                 try:
                     run_study(profile, only=[name], overrides={"figures_dir": str(staging)})
@@ -78,7 +80,7 @@ def regenerate_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR,
                         raise
                     result.not_in_ledger[name] = reason
                     log(f"[t2s figures] {name}: not in the ledger at this commit ({reason})")
-            write_json(staging / REGENERATION_FILE, {"profile": profile, "regenerated": result.regenerated,
+            write_json(staging / REGENERATION_FILE, {"profile": profile_name, "regenerated": result.regenerated,
                                                     "not_in_ledger": result.not_in_ledger})
     finally:
         for key, value in saved.items():
@@ -141,9 +143,9 @@ def compare_figures(committed: Path, regenerated: Path) -> list[str]:
 
 
 def check_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR,
-                  log=print) -> list[str]:
+                  only: Sequence[str] | None = None, log=print) -> list[str]:
     """Regenerate into a scratch folder and compare with the committed ``figures_dir``."""
     scratch = runs_dir() / "figures-check" / "figures"
     shutil.rmtree(scratch.parent, ignore_errors=True)
-    regenerate_figures(profile, ledger_root=ledger_root, figures_dir=scratch, log=log)
+    regenerate_figures(profile, ledger_root=ledger_root, figures_dir=scratch, only=only, log=log)
     return compare_figures(figures_dir, scratch)

@@ -25,7 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..profiles import load_profile
     from ..regenerate import check_figures, regenerate_figures
 
-    profile = load_profile(args.profile).name
+    profile = args.profile
+    load_profile(profile)  # a bad profile is named before any work
     ledger = Path(args.ledger).resolve() if args.ledger else RESULTS_DIR
     figures = Path(args.out).resolve() if args.out else FIGURES_DIR
     if args.check:
@@ -36,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"[t2s figures] {len(differences)} difference(s): the committed figures are not what the code at HEAD "
                   f"makes of the committed ledger\n  fix: make figures, then commit figures/")
             return 1
-        print(f"[t2s figures] {figures} is exactly what the code at HEAD makes of {ledger / profile}")
+        print(f"[t2s figures] {figures} is exactly what the code at HEAD makes of {ledger}")
         return 0
     result = regenerate_figures(profile, ledger_root=ledger, figures_dir=figures)
     print(f"[t2s figures] {len(result.regenerated)} notebook(s) regenerated into {figures}"
