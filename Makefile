@@ -53,6 +53,7 @@ study: assets data
 # the study at the cpu profile without the scaling studies (notebook 07; see study-full), then the index
 demo: assets data
 	$(BIN)/t2s study --profile cpu --only 01 02 03 04 05 06 08 $(BUDGET_FLAG)
+	$(BIN)/t2s reproduce --profile cpu
 
 # measure into the committed results ledger (results/$(PROFILE)/), in budgeted slices; commit results/ after each
 record: assets data
