@@ -49,6 +49,11 @@ def ledger_root() -> Path:
     return Path(os.environ.get("T2S_LEDGER", runs_dir() / "ledger")).expanduser()
 
 
+def figures_work_dir(purpose: str) -> Path:
+    """Scratch run folders of ``make figures`` (``replay``) and its check (``check``): ``<runs>/figures-<purpose>``."""
+    return runs_dir() / f"figures-{purpose}"
+
+
 def profile_run_dir(profile: str) -> Path:
     """Default stage-output folder of a profile: ``<runs>/<profile>/``."""
     return runs_dir() / profile

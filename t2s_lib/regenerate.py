@@ -25,7 +25,7 @@ from typing import Sequence
 
 from .errors import T2SError
 from .files import write_json
-from .paths import FIGURES_DIR, RESULTS_DIR, runs_dir
+from .paths import FIGURES_DIR, RESULTS_DIR, figures_work_dir
 from .profiles import load_profile
 
 #: figures that show rendered images rather than measured data (checked to exist, not byte for byte)
@@ -59,7 +59,7 @@ def regenerate_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR,
         raise T2SError(f"no results ledger for profile {profile_name!r} in {ledger_root}",
                        f"measure it first: t2s study --profile {profile} --record --budget-minutes M")
     saved = {k: os.environ.get(k) for k in ("T2S_LEDGER", "T2S_LEDGER_MODE", "T2S_RUNS")}
-    work = runs_dir() / "figures-replay"
+    work = figures_work_dir("replay")
     shutil.rmtree(work, ignore_errors=True)
     os.environ.update(T2S_LEDGER=str(Path(ledger_root).resolve()), T2S_LEDGER_MODE="replay", T2S_RUNS=str(work))
     try:
@@ -145,7 +145,7 @@ def compare_figures(committed: Path, regenerated: Path) -> list[str]:
 def check_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR, figures_dir: Path = FIGURES_DIR,
                   only: Sequence[str] | None = None, log=print) -> list[str]:
     """Regenerate into a scratch folder and compare with the committed ``figures_dir``."""
-    scratch = runs_dir() / "figures-check" / "figures"
+    scratch = figures_work_dir("check") / "figures"
     shutil.rmtree(scratch.parent, ignore_errors=True)
     regenerate_figures(profile, ledger_root=ledger_root, figures_dir=scratch, only=only, log=log)
     return compare_figures(figures_dir, scratch)
