@@ -198,6 +198,15 @@ def _task2vec_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> St
     embeddings = [(name, 1.0) for name in prof.tasks.all]
     embeddings += [(name, f) for name in t.fraction_tasks for f in t.fractions if f < 1.0]
     embeddings += [(name, 1.0) for name in t.fraction_tasks]  # the seed+1 noise floor
+    # the vectors the results ledger holds are not measured again
+    from .task2vec.study import TASK2VEC_KIND, ProfileEmbedder
+
+    embedder = ProfileEmbedder(prof)
+    wanted = ([embedder.identity(n) for n in prof.tasks.all]
+              + [embedder.identity(n, fraction=float(f)) for n in t.fraction_tasks for f in t.fractions if f < 1.0]
+              + [embedder.identity(n, seed=t.seed + 1) for n in t.fraction_tasks])
+    held = [embedder.ledger.holds(TASK2VEC_KIND, i) for i in wanted]
+    embeddings = [e for e, h in zip(embeddings, held) if not h]
     for name, fraction in embeddings:
         train = sizes[name][0]
         feats = min(int(train * fraction), t.max_samples or train)
@@ -205,7 +214,9 @@ def _task2vec_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> St
         cost.train_gflop += t.fisher_samples * per  # forward + backward per Fisher draw
     cost.actions = [f"{len(prof.tasks.all)} task embeddings ({t.probe} probe at {t.img_size} px, "
                     f"<= {t.max_samples} feature images, {t.fisher_samples} Fisher draws each)",
-                    f"supplementary Table 1: fractions {t.fractions} of {t.fraction_tasks}"]
+                    f"supplementary Table 1: fractions {t.fractions} of {t.fraction_tasks}",
+                    f"results ledger {embedder.ledger.folder}: {sum(held)} of {len(held)} vectors held"]
+    cost.units_held, cost.units_total = sum(held), len(held)
     return cost
 
 
@@ -294,22 +305,48 @@ def _evaluate_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> St
     backbones = len(prof.setting_keys()) + 1  # + the randomly initialised reference
     per = _gflop(arch, e.img_size)
     cost = StageCost("evaluate", "04_evaluate")
+    held_total = units_total = 0
     for protocol in ("linear", "finetune"):
         opts = e.options(protocol)
         tasks = e.protocol_tasks(protocol)
+        held = _evaluations_held(prof, protocol, tasks)
+        held_total, units_total = held_total + sum(held.values()), units_total + backbones * len(tasks)
         for name in tasks:
+            remaining = backbones - held.get(name, 0)  # results the ledger holds are not measured again
+            if remaining == 0:
+                continue
             train, test, _ = sizes[name]
             train, test = min(train, opts.max_train or train), min(test, opts.max_test or test)
             if protocol == "linear" and opts.cache_features:
-                cost.forward_gflop += backbones * (train + test) * per
+                cost.forward_gflop += remaining * (train + test) * per
             elif protocol == "linear":
-                cost.forward_gflop += backbones * (train * opts.epochs + test) * per
+                cost.forward_gflop += remaining * (train * opts.epochs + test) * per
             else:
-                cost.train_gflop += 3 * backbones * train * opts.epochs * per
-                cost.forward_gflop += backbones * test * per
+                cost.train_gflop += 3 * remaining * train * opts.epochs * per
+                cost.forward_gflop += remaining * test * per
         if tasks:
             cost.actions.append(f"{protocol}: {backbones} backbones x {len(tasks)} task(s) at {e.img_size} px")
+    cost.units_held, cost.units_total = held_total, units_total
     return cost
+
+
+def _evaluations_held(prof: Profile, protocol: str, tasks: list[str]) -> dict[str, int]:
+    """Per task, how many of the comparison backbones' ``protocol`` results the results ledger holds (none
+    before notebook 03's table exists: the backbones' identities come from its spec)."""
+    from .evaluate.study import EVAL_KIND, FineTuned, numeric_options, options_for
+    from .ledger import active
+    from .rewards.study import comparison_cells
+
+    if not (prof.layout.rewards / "spec.json").is_file() or not tasks:
+        return {}
+    ledger = active(prof.name)
+    held: dict[str, int] = {}
+    for bb in comparison_cells(prof, scratch=True).values():
+        for task in tasks:
+            opts = FineTuned(prof, bb, task).options() if protocol == "finetune" else options_for(prof, protocol)
+            identity = {"backbone": bb.identity, "task": task, "options": numeric_options(opts)}
+            held[task] = held.get(task, 0) + ledger.holds(EVAL_KIND, identity)
+    return held
 
 
 def _cka_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> StageCost:

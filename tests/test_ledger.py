@@ -376,3 +376,16 @@ def test_policy_runs_are_recorded_inside_a_study_and_keyed_by_the_problem(tmp_pa
     runner.run_variant("best-fixed", changed, [0], loo_seeds=[0])
     assert len(calls) == 3
     assert np.isfinite(first["loo"]["mean"])
+
+
+def test_the_plan_counts_what_the_ledger_holds(tiny, tmp_path, monkeypatch):
+    from t2s_lib.plan import plan_study
+    from t2s_lib.rewards import build_table, spec_from_profile
+
+    monkeypatch.setenv("T2S_LEDGER", str(tmp_path / "ledger"))
+    spec = spec_from_profile(tiny)
+    before = {s.notebook: s for s in plan_study(tiny).stages}
+    assert (before["03_rewards"].units_held, before["03_rewards"].units_total) == (0, len(spec.cells()))
+    build_table(tmp_path / "t", spec, log=lambda *_: None)
+    after = {s.notebook: s for s in plan_study(tiny).stages}["03_rewards"]
+    assert after.units_held == len(spec.cells()) and after.train_gflop == 0 < before["03_rewards"].train_gflop
