@@ -80,7 +80,10 @@ class ProfileEmbedder:
             return {"dim": int(emb.hessian.size), "hessian": encode_array(emb.hessian),
                     "scale": encode_array(emb.scale), "meta": meta}
 
-        value = self.ledger.measure(TASK2VEC_KIND, self.identity(task, **overrides), measure,
+        identity = self.identity(task, **overrides)
+        if not self.ledger.holds(TASK2VEC_KIND, identity) and self.ledger.mode != "replay":
+            self._probe_checkpoint()  # trained once per machine, before (not as part of) the vector's timed unit
+        value = self.ledger.measure(TASK2VEC_KIND, identity, measure,
                                     what=f"the Task2Vec vector of {task} {overrides or ''}".strip())
         where = f"{self.ledger.path(TASK2VEC_KIND)} ({task})"
         return Embedding(hessian=decode_array(value["hessian"], where), scale=decode_array(value["scale"], where),
