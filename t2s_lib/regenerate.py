@@ -91,13 +91,17 @@ def regenerate_figures(profile: str = "cpu", *, ledger_root: Path = RESULTS_DIR,
     return result
 
 
+_MISSING = re.compile(r"holds no current (\S+) record")
+
+
 def _missing_record(problem: str) -> str | None:
-    """The missing-record sentence of a notebook stopped in replay mode (or what it needed from an earlier
-    notebook that was not regenerated), else None (a bug)."""
-    for marker in ("holds no current", "not found", "run notebook", "build the reward table first"):
-        if marker in problem:
-            line = problem.split(": ", 1)[-1].splitlines()[0]
-            return line[:300]
+    """Why a notebook stopped in replay mode, in words that do not depend on the machine (no paths): the
+    kind of record the ledger lacks, or an earlier notebook's output it needed; None for anything else (a bug)."""
+    found = _MISSING.search(problem)
+    if found:
+        return f"the ledger holds no current {found.group(1)} record it needs"
+    if any(marker in problem for marker in ("not found", "run notebook", "build the reward table first")):
+        return "it needs the output of an earlier notebook that was not regenerated"
     return None
 
 
