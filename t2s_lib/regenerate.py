@@ -34,6 +34,19 @@ RENDERED_IMAGES = ("render_parameters_fig8.png", "render_sample_grid.png")
 REGENERATION_FILE = "regeneration.json"
 #: the notebook that writes INDEX.md and RESULTS.md: it runs last, after every other one
 INDEX_NOTEBOOK = "08_index"
+#: the notebook that writes each figures/ file, by name prefix (the longest prefix that matches decides)
+FIGURE_PRODUCERS = {"render_": "01_render", "task2vec_": "02_task2vec", "table2_": "02_task2vec",
+                    "rewards_": "03_rewards", "04_": "04_evaluate", "policy_": "05_policy", "06_": "06_cka",
+                    "scaling_": "07_scaling", "rewards256_": "09_table256", "policy_live256": "09_table256",
+                    "INDEX": INDEX_NOTEBOOK, "RESULTS": INDEX_NOTEBOOK}
+
+
+def producer(file_name: str) -> str | None:
+    """The notebook that writes ``figures/<file_name>``, or None for a file of no single notebook."""
+    matches = [p for p in FIGURE_PRODUCERS if file_name.startswith(p)]
+    return FIGURE_PRODUCERS[max(matches, key=len)] if matches else None
+
+
 _HASH = re.compile(r"\b[0-9a-f]{12}(\+dirty)?\b")
 _VOLATILE_KEYS = ("written", "commit")
 

@@ -37,10 +37,24 @@ def named_figure_files() -> dict[str, str]:
 
 
 def test_every_figures_file_named_in_readme_and_docs_exists():
+    """... or its notebook is one that make figures could not regenerate from the ledger at this commit
+    (figures/regeneration.json says which; INDEX.md shows their items as not measured)."""
+    from t2s_lib.regenerate import REGENERATION_FILE, producer
+
     named = named_figure_files()
     assert named, "the README names no generated file"
-    missing = {f: doc for f, doc in named.items() if not (FIGURES / f).is_file()}
+    record = FIGURES / REGENERATION_FILE
+    not_regenerated = set(json.loads(record.read_text())["not_in_ledger"]) if record.is_file() else set()
+    missing = {f: doc for f, doc in named.items() if not (FIGURES / f).is_file() and producer(f) not in not_regenerated}
     assert not missing, f"named in the docs but not in figures/: {missing}"
+
+
+def test_every_figures_file_has_a_producer():
+    from t2s_lib.regenerate import producer
+
+    assert producer("policy_live256_per_task.md") == "09_table256" and producer("policy_small_study.md") == "05_policy"
+    orphans = [p.name for p in FIGURES.iterdir() if p.suffix in (".png", ".csv", ".md") and producer(p.name) is None]
+    assert not orphans, f"figures/ files that no notebook claims (add their prefix to FIGURE_PRODUCERS): {orphans}"
 
 
 def _commits() -> dict[str, set[str]]:
