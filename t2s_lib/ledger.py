@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -197,6 +198,12 @@ def _torch_facts() -> dict[str, Any]:
     return {"torch": version, "threads": torch.get_num_threads() if torch is not None else None}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (a pool of workers, once shut down)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def provenance(cpu_seconds: float, wall_seconds: float) -> dict[str, Any]:
     """Where and how a measurement was made (never part of its identity)."""
     return {"commit": git_commit(), "cpu": cpu_model(), **_torch_facts(), "host_cores": os.cpu_count(),
@@ -351,9 +358,9 @@ class Ledger:
         self.require_measuring(kind, what or canonical(identity)[:200])
         if budget:
             check_budget(kind, self)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
         value = compute()
-        self.append(kind, identity, value, provenance(time.process_time() - cpu0, time.perf_counter() - wall0))
+        self.append(kind, identity, value, provenance(cpu_seconds() - cpu0, time.perf_counter() - wall0))
         return value
 
     def require_measuring(self, kind: str, what: str) -> None:
@@ -375,9 +382,6 @@ class Ledger:
             return []
         return sorted(p.stem for p in self.folder.glob("*.jsonl") if p.stem in KINDS)
 
-    def cpu_seconds(self, kind: str) -> list[float]:
-        """The CPU-seconds of the current records of ``kind`` (what a remaining unit is estimated by)."""
-        return [float(r.provenance.get("cpu_seconds", 0.0)) for r in self._current(kind).values()]
 
 
 #: the profile whose ledger library code records into when it is not told one (set by notebook.setup)

@@ -34,7 +34,7 @@ from typing import Any
 from ..device import torch_threads
 from ..errors import T2SError
 from ..files import write_json, write_text
-from ..ledger import Ledger, canonical, provenance
+from ..ledger import Ledger, canonical, cpu_seconds, provenance
 from ..ledger import active as active_ledger
 from ..paths import safe_name
 from ..procs import output_lock
@@ -307,7 +307,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
                 _replay_pretrain(folder, found.value)
             else:
                 ledger.require_measuring(PRETRAIN_KIND, f"cell {cell.name}")
-                cpu0 = time.process_time()
+                cpu0 = cpu_seconds()
                 images = _render(table, spec, cell, render_workers)
                 t_render = time.perf_counter() - t0
                 last, epochs = _pretrain(table, spec, cell, images, device, gpus)
@@ -316,7 +316,7 @@ def run_cell(table: str | Path, spec: RewardSpec, cell: Cell, *, device: str | N
                 ledger.append(PRETRAIN_KIND, cell_identity(spec, cell),
                               {"manifest": manifest, "final_epoch": last, "epochs": epochs,
                                "images": manifest["images"], "classes": manifest["classes"]},
-                              provenance(time.process_time() - cpu0, time.perf_counter() - t0))
+                              provenance(cpu_seconds() - cpu0, time.perf_counter() - t0))
                 log(f"[rewards] {cell.name}: rendered and pre-trained ({time.perf_counter() - t0:.0f} s)")
         if not spec.keep_images and (folder / "images").exists():
             shutil.rmtree(folder / "images")
