@@ -300,7 +300,12 @@ class Ledger:
         cached = self._cache.get(kind)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as fh:  # a shared lock: never half of a line another process is appending
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            try:
+                text = fh.read().decode("utf-8", errors="replace")
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
         if text and not text.endswith("\n"):
             raise T2SError(f"{path}:{text.count(chr(10)) + 1}: the last record is incomplete (a write was cut off)",
                            f"remove that last line of {path}; the unit is then measured again")
