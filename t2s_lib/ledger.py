@@ -280,7 +280,8 @@ class Ledger:
             raise T2SError(f"unknown ledger mode {mode!r}", f"use one of: {', '.join(MODES)}")
         self.folder = Path(folder)
         self.mode = mode
-        self._cache: dict[str, tuple[tuple[int, int], list[Record]]] = {}
+        # kind -> ((mtime_ns, size) read, lines read, records): a file that only grew is read from its old end
+        self._cache: dict[str, tuple[tuple[int, int], int, list[Record]]] = {}
 
     def __repr__(self) -> str:
         return f"Ledger({str(self.folder)!r}, mode={self.mode!r})"
@@ -290,27 +291,37 @@ class Ledger:
 
     def records(self, kind: str) -> list[Record]:
         """Every record of ``kind`` in file order (stale ones included); a damaged line is an error
-        naming its file and line."""
+        naming its file and line. A file that only grew since it was last read is parsed from where
+        that read ended (appends are the only writes; any other change is read whole)."""
         path = self.path(kind)
         try:
             st = path.stat()
         except FileNotFoundError:
             return []
-        stamp = (st.st_mtime_ns, st.st_size)
         cached = self._cache.get(kind)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        if cached is not None and cached[0] == (st.st_mtime_ns, st.st_size):
+            return cached[2]
+        grew = cached is not None and st.st_size > cached[0][1]
+        offset, lines_before, known = (cached[0][1], cached[1], cached[2]) if grew else (0, 0, [])
         with open(path, "rb") as fh:  # a shared lock: never half of a line another process is appending
             fcntl.flock(fh, fcntl.LOCK_SH)
             try:
-                text = fh.read().decode("utf-8", errors="replace")
+                if offset:
+                    fh.seek(offset - 1)
+                    if fh.read(1) != b"\n":  # not the end of a line we read: the file changed, read it whole
+                        offset, lines_before, known = 0, 0, []
+                fh.seek(offset)
+                data = fh.read()
+                stamp = (os.fstat(fh.fileno()).st_mtime_ns, offset + len(data))
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+        text = data.decode("utf-8", errors="replace")
+        lines = text.splitlines()
         if text and not text.endswith("\n"):
-            raise T2SError(f"{path}:{text.count(chr(10)) + 1}: the last record is incomplete (a write was cut off)",
+            raise T2SError(f"{path}:{lines_before + len(lines)}: the last record is incomplete (a write was cut off)",
                            f"remove that last line of {path}; the unit is then measured again")
-        out = [parse_line(line, f"{path}:{n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-        self._cache[kind] = (stamp, out)
+        out = known + [parse_line(line, f"{path}:{lines_before + n}") for n, line in enumerate(lines, 1) if line.strip()]
+        self._cache[kind] = (stamp, lines_before + len(lines), out)
         return out
 
     def _current(self, kind: str) -> dict[str, Record]:

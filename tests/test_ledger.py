@@ -389,3 +389,17 @@ def test_the_plan_counts_what_the_ledger_holds(tiny, tmp_path, monkeypatch):
     build_table(tmp_path / "t", spec, log=lambda *_: None)
     after = {s.notebook: s for s in plan_study(tiny).stages}["03_rewards"]
     assert after.units_held == len(spec.cells()) and after.train_gflop == 0 < before["03_rewards"].train_gflop
+
+
+def test_a_grown_file_is_read_from_its_old_end_and_a_rewritten_one_whole(tmp_path):
+    led = L.Ledger(tmp_path)
+    for seed in range(3):
+        led.append("reward.knn", {**IDENTITY, "seed": seed}, _value(50.0 + seed), {"w": 0})
+        assert len(led.records("reward.knn")) == seed + 1  # each read after an append parses only the new line
+    path = tmp_path / "reward.knn.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[2] + lines[1])  # same size, reordered: read whole
+    assert [r.identity["seed"] for r in led.records("reward.knn")] == [0, 2, 1]
+    path.write_text(lines[0] + lines[1] + lines[2] + lines[0].replace('"value":50.0', '"value":500.0'))
+    with pytest.raises(T2SError, match=rf"{path}:4: .*outside"):
+        led.records("reward.knn")
