@@ -324,8 +324,8 @@ class Ledger:
         self._cache[kind] = (stamp, lines_before + len(lines), out)
         return out
 
-    def _current(self, kind: str) -> dict[str, Record]:
-        """key -> the newest record of the current numerics version."""
+    def current(self, kind: str) -> dict[str, Record]:
+        """key -> the newest record of ``kind`` of this code's numerics version (what lookups answer from)."""
         version = get_kind(kind).numerics
         return {r.key: r for r in self.records(kind) if r.numerics == version}
 
@@ -333,7 +333,7 @@ class Ledger:
         """The newest current record with this identity, or None (also in ``recompute`` mode)."""
         if self.mode == "recompute":
             return None
-        return self._current(kind).get(identity_key(kind, identity))
+        return self.current(kind).get(identity_key(kind, identity))
 
     def holds(self, kind: str, identity: dict[str, Any]) -> bool:
         """Whether :meth:`lookup` would answer (never in ``recompute`` mode)."""
@@ -466,7 +466,7 @@ def unit_estimate(kind: str, ledger: Ledger | None) -> float:
     """Seconds one unit of ``kind`` is expected to take: the median wall time of its records."""
     if ledger is None:
         return 0.0
-    walls = sorted(float(r.provenance.get("wall_seconds", 0.0)) for r in ledger._current(kind).values())
+    walls = sorted(float(r.provenance.get("wall_seconds", 0.0)) for r in ledger.current(kind).values())
     return walls[len(walls) // 2] if walls else 0.0
 
 

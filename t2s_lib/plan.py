@@ -333,7 +333,7 @@ def _evaluate_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> St
 def _evaluations_held(prof: Profile, protocol: str, tasks: list[str]) -> dict[str, int]:
     """Per task, how many of the comparison backbones' ``protocol`` results the results ledger holds (none
     before notebook 03's table exists: the backbones' identities come from its spec)."""
-    from .evaluate.study import EVAL_KIND, FineTuned, numeric_options, options_for
+    from .evaluate.study import EVAL_KIND, FineTuned, evaluation_identity, options_for
     from .ledger import active
     from .rewards.study import comparison_cells
 
@@ -344,8 +344,7 @@ def _evaluations_held(prof: Profile, protocol: str, tasks: list[str]) -> dict[st
     for bb in comparison_cells(prof, scratch=True).values():
         for task in tasks:
             opts = FineTuned(prof, bb, task).options() if protocol == "finetune" else options_for(prof, protocol)
-            identity = {"backbone": bb.identity, "task": task, "options": numeric_options(opts)}
-            held[task] = held.get(task, 0) + ledger.holds(EVAL_KIND, identity)
+            held[task] = held.get(task, 0) + ledger.holds(EVAL_KIND, evaluation_identity(bb, task, opts))
     return held
 
 

@@ -18,22 +18,17 @@ from typing import Any
 
 from .files import write_text
 from .index import NOT_MEASURED
-from .ledger import Ledger, get_kind
+from .ledger import Ledger
 from .verdicts import DOES_NOT_HOLD, HOLDS
 
 #: kinds whose value is one accuracy in percent (what "a shared measurement" is compared by)
 SCALAR_KINDS = ("reward.knn", "reward.knn_val", "reward.linear", "evaluate.protocol")
 
 
-def _current(ledger: Ledger, kind: str) -> dict[str, Any]:
-    version = get_kind(kind).numerics
-    return {r.key: r for r in ledger.records(kind) if r.numerics == version}
-
-
 def seed_noise(ledger: Ledger, kind: str = "reward.knn") -> dict[str, float]:
     """Per task, the pooled SD over seeds of the replicated settings' ``kind`` values in ``ledger``."""
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for rec in _current(ledger, kind).values():
+    for rec in ledger.current(kind).values():
         ident = rec.identity
         if "setting" in ident:
             groups[(ident["task"], ident["setting"])].append(float(rec.value["value"]))
@@ -53,8 +48,8 @@ def compare_ledgers(committed: Ledger, rerun: Ledger) -> list[dict[str, Any]]:
     noise = seed_noise(committed)
     rows = []
     for kind in SCALAR_KINDS:
-        mine = _current(rerun, kind)
-        for key, rec in _current(committed, kind).items():
+        mine = rerun.current(kind)
+        for key, rec in committed.current(kind).items():
             if key not in mine:
                 continue
             ident = rec.identity

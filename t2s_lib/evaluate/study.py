@@ -21,6 +21,11 @@ def numeric_options(opts: EvalOptions) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(opts).items() if k not in NOT_NUMERIC}
 
 
+def evaluation_identity(backbone: Any, task: str, opts: EvalOptions) -> dict[str, Any]:
+    """The ledger identity of one evaluation: the backbone's identity, the task and every numeric option."""
+    return {"backbone": backbone.identity, "task": task, "options": numeric_options(opts)}
+
+
 def options_for(prof: Profile, protocol: str, **override: Any) -> EvalOptions:
     """EvalOptions from the profile's ``evaluate:`` section (+ its per-protocol block)."""
     return prof.evaluate.options(protocol, device=prof.device, seed=prof.seed, **override)
@@ -45,7 +50,7 @@ def run_protocol(prof: Profile, backbones: Mapping[str, Any], protocol: str, *, 
         if protocol == "finetune" and not bb.cell.is_scratch:
             extra["save_model"] = str(layout.finetuned(name, task))
         opts = options_for(prof, protocol, **extra)
-        identity = {"backbone": bb.identity, "task": task, "options": numeric_options(opts)}
+        identity = evaluation_identity(bb, task, opts)
 
         def measure(bb=bb, task=task, opts=opts, name=name) -> dict[str, Any]:
             row = evaluate_backbone(bb.load_spec(), task, opts, name=name)
@@ -72,8 +77,7 @@ class FineTuned:
 
     @property
     def identity(self) -> dict[str, Any]:
-        return {"finetuned": {"backbone": self.backbone.identity, "task": self.task,
-                              "options": numeric_options(self.options())}}
+        return {"finetuned": evaluation_identity(self.backbone, self.task, self.options())}
 
     def load_spec(self) -> str:
         path = self.prof.layout.finetuned(self.backbone.name, self.task)

@@ -56,16 +56,21 @@ def backbone_spec(table: Path, spec: RewardSpec, cell: Cell) -> str:
     return f"scratch:{arch}" if cell.is_scratch else str(checkpoint_path(table, cell))
 
 
+def eval_path(table: Path, cell: Cell, task: str, kind: str) -> Path:
+    """The result file of one evaluation (``kind``: knn, knn_val, linear) of a cell on ``task``."""
+    return cell_dir(table, cell) / kind / f"{safe_name(task)}.json"
+
+
 def knn_path(table: Path, cell: Cell, task: str) -> Path:
-    return cell_dir(table, cell) / "knn" / f"{safe_name(task)}.json"
+    return eval_path(table, cell, task, "knn")
 
 
 def linear_path(table: Path, cell: Cell, task: str) -> Path:
-    return cell_dir(table, cell) / "linear" / f"{safe_name(task)}.json"
+    return eval_path(table, cell, task, "linear")
 
 
 def knn_val_path(table: Path, cell: Cell, task: str) -> Path:
-    return cell_dir(table, cell) / "knn_val" / f"{safe_name(task)}.json"
+    return eval_path(table, cell, task, "knn_val")
 
 
 #: ledger kind of each per-task evaluation of a cell (its result file's folder is the kind's suffix)
@@ -105,10 +110,6 @@ def ledger_holds_cell(ledger: Ledger, spec: RewardSpec, cell: Cell) -> bool:
     """Whether the ledger holds every current record of the cell (it can be replayed whole)."""
     return (cell.is_scratch or ledger.holds(PRETRAIN_KIND, cell_identity(spec, cell))) and all(
         ledger.holds(EVAL_KINDS[e], eval_identity(spec, cell, t, e)) for t in spec.tasks for e in evaluations(spec))
-
-
-def eval_path(table: Path, cell: Cell, task: str, kind: str) -> Path:
-    return cell_dir(table, cell) / kind / f"{safe_name(task)}.json"
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
