@@ -67,6 +67,9 @@ SUPPLEMENTARY: tuple[Item, ...] = (
     Item("Task2Sim", "the paper's controller on the study's 256-setting table vs the best fixed setting "
          "(leave-one-task-out over the 11 tasks)", ("policy_live256.md", "policy_live256_per_task.md"), "09_table256",
          "task-adaptive pre-training data beats a single fixed setting on unseen tasks"),
+    Item("Premise", "Task2Sim's premise on the 256-setting table's measured settings: Task2Vec similarity vs "
+         "reward-row correlation over task pairs (Mantel permutation)", ("policy_live256_premise.md",), "09_table256",
+         "tasks with similar Task2Vec embeddings are helped by similar simulation settings"),
     Item("Reward table", "the 256-setting table: per-task main effects and two-factor interactions",
          ("rewards256_table.csv", "rewards256_heatmap.png", "rewards256_main_effects.md", "rewards256_interactions.md",
           "rewards256_fidelity.csv"), "09_table256", "different tasks are helped by different simulation parameters"),
@@ -175,12 +178,14 @@ def write_index(prof: Profile) -> Path:
 #: sections of ``RESULTS.md``: a heading, a sentence on what the table is, and the generated table it includes
 RESULTS: tuple[tuple[str, str, str], ...] = (
     ("The paper's controller on the study's 256-setting table",
-     "Notebook 09: 5-NN % on the seen / unseen tasks and leave-one-task-out (loo); `*_minus_best_fixed` with its "
-     "95 % bootstrap interval over seeds and tasks.", "policy_live256.md"),
+     "Notebook 09: the methods choose on the table and are scored on their picks pre-trained on fresh seeds: "
+     "5-NN % on the seen / unseen tasks and leave-one-task-out (loo); `*_minus_best_fixed` with its 95 % t interval "
+     "over tasks; `measured_share` below 1: not scored yet.", "policy_live256.md"),
     ("How well the fitted model predicts unmeasured settings",
-     "Notebook 09: Spearman between predicted and measured held-out settings (95 % bootstrap over settings).",
-     "rewards256_fidelity.md"),
-    ("Resolved effects of the 256-setting table", "Notebook 09: (task, parameter) effects whose 95 % interval excludes 0.",
+     "Notebook 09: the chosen model; Spearman between predicted and measured held-out settings per task (median, "
+     "range, tasks whose 95 % bootstrap interval excludes 0) and on the task mean.", "rewards256_fidelity.md"),
+    ("Resolved effects of the 256-setting table", "Notebook 09: (task, term) effects whose 95 % interval excludes 0, "
+     "the count chance alone would give, and those surviving Benjamini-Hochberg and Bonferroni.",
      "rewards256_resolved.md"),
     ("Policy-level Table 1", "Notebook 09: the controller with vectors from fewer training examples.",
      "policy_live256_fractions.md"),

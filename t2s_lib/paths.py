@@ -158,6 +158,7 @@ class StudyLayout:
         policy/baselines.json
         policy_small_study/               the policy on the study's own reward table
         policy_live256/<method>/          the methods on the 256-setting table (notebook 09): summary.json
+        rewards256/, rewards256_picks/    the 256-setting table's cells; the picked settings on fresh seeds
         evaluate/results.csv              every evaluation (tidy: backbone, task, protocol, options, metric, value)
         evaluate/finetuned/<backbone>__<task>.pt
         cka/<tag>.npz (+ .json)
@@ -251,6 +252,11 @@ class StudyLayout:
     def rewards256(self) -> Path:
         """The 256-setting table's folder (notebook 09): its own cells, the demo's adopted from ``rewards``."""
         return self.run_dir / "rewards256"
+
+    @property
+    def rewards256_picks(self) -> Path:
+        """The settings the methods of notebook 09 picked, pre-trained on fresh seeds (what they are scored on)."""
+        return self.run_dir / "rewards256_picks"
 
     @property
     def reward_table(self) -> Path:

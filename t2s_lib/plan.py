@@ -296,6 +296,9 @@ def _table256_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> St
     cost.actions.insert(0, f"fraction {sec.design} ({len(parts['fraction'])} settings) + {len(parts['heldout'])} held-out "
                            f"settings: {len(extra)} cells beyond notebook 03's {len(demo)}")
     cost.actions.append(f"{fits} controller fits ({prof.policy.epochs} epochs) on the 256-setting table")
+    # the picks are known only once the methods have chosen; a pick costs a cell per pick seed
+    cost.actions.append(f"then every distinct setting the methods pick x {len(sec.pick_seeds)} fresh pick seeds: one cell "
+                        f"each, not counted above (runs/{prof.name}/rewards256_picks/spec.json lists them once chosen)")
     return cost
 
 

@@ -374,6 +374,8 @@ class Table256Section:
     heldout_settings: list[str] = field(default_factory=list)  # more measured settings outside the fraction
     policy_seeds: list[int] = field(default_factory=lambda: list(range(10)), metadata=NON_NEGATIVE)
     loo_seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=NON_NEGATIVE)  # controllers' leave-one-out
+    # the seeds every picked setting is pre-trained on to score the methods (fresh: no table cell uses them)
+    pick_seeds: list[int] = field(default_factory=lambda: [100, 101, 102], metadata=NON_NEGATIVE)
     measured_budgets: list[int] = field(default_factory=lambda: list(range(1, 33)), metadata=POSITIVE)
 
     def validate(self, where: str) -> None:
@@ -390,6 +392,13 @@ class Table256Section:
         if inside:
             raise T2SError(f"{where}.heldout_settings: {inside} are settings of the fraction {self.design!r}, "
                            "so they cannot validate its predictions", "list settings outside the fraction")
+        if not self.pick_seeds:
+            raise T2SError(f"{where}.pick_seeds is empty: the methods' picks could not be scored on measurements",
+                           "give fresh seeds, e.g. [100, 101, 102]")
+        reused = sorted(set(self.pick_seeds) & (set(self.seeds) | set(self.replicates.seeds)))
+        if reused:
+            raise T2SError(f"{where}.pick_seeds {reused} are seeds of the table itself: a pick would be scored on the "
+                           "measurement it was chosen on", "use seeds no table cell uses, e.g. [100, 101, 102]")
         if self.design == "full" and (self.heldout_design or self.heldout_settings):
             raise T2SError(f"{where}: design 'full' measures every setting, nothing is left to hold out",
                            "drop heldout_design / heldout_settings, or measure a fraction (resv64)")

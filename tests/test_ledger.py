@@ -4,6 +4,7 @@ appends, budgets, and reward tables measured in slices."""
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 from pathlib import Path
 
@@ -403,3 +404,28 @@ def test_a_grown_file_is_read_from_its_old_end_and_a_rewritten_one_whole(tmp_pat
     path.write_text(lines[0] + lines[1] + lines[2] + lines[0].replace('"value":50.0', '"value":500.0'))
     with pytest.raises(T2SError, match=rf"{path}:4: .*outside"):
         led.records("reward.knn")
+
+
+def test_the_pick_step_measures_exactly_the_missing_picks(tiny, tmp_path, monkeypatch):
+    """Notebook 09 pre-trains every picked setting on the fresh pick seeds: a second call with one more pick
+    measures that pick only; in replay (make figures) a pick the ledger lacks stays unscored, nothing is measured."""
+    import dataclasses
+
+    from t2s_lib.policy.live256 import measure_picks
+
+    monkeypatch.setenv("T2S_LEDGER", str(tmp_path / "ledger"))
+    prof = dataclasses.replace(tiny.with_run_dir(tmp_path / "runs"),
+                               table256=dataclasses.replace(tiny.table256, pick_seeds=[100]))
+    counts = _counting(monkeypatch)
+    a, b, c = "0_0_0_0_0_1_0_0_1", "1_0_0_0_0_1_0_0_0", "0_1_0_0_0_1_0_0_0"
+    first = measure_picks(prof, [a], log=lambda *_: None)
+    assert counts["pretrain"] == 1 and list(first.seeds.index) == [a]
+    second = measure_picks(prof, [a, b], log=lambda *_: None)
+    assert counts["pretrain"] == 2 and sorted(second.seeds.index) == [a, b]
+    task = second.values.index[0]
+    assert second.score(task, a) == first.score(task, a)
+    measured = dict(counts)
+    monkeypatch.setenv("T2S_LEDGER_MODE", "replay")
+    replayed = measure_picks(prof.with_run_dir(tmp_path / "fresh"), [a, b, c], log=lambda *_: None)
+    assert counts == measured
+    assert sorted(replayed.seeds.index) == [a, b] and math.isnan(replayed.score(task, c))

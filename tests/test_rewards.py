@@ -286,8 +286,8 @@ def test_table256_recovers_a_known_model_and_validates_on_held_out_settings():
     keys = fraction + heldout
     rows = pd.concat([_model_rows(keys, main, pairs, 0.3),
                       _model_rows(keys[:6], main, pairs, 0.3, seeds=(1,), rng=np.random.default_rng(1))])
-    result = t256.analyse_table256(rows, fraction, heldout, bootstrap=300)
-    assert result.order == 2 and result.table.shape == (3, 256)
+    result = t256.analyse_table256(rows, fraction, heldout, n_test=2000, bootstrap=300)
+    assert result.model.name == "logit, main + two-factor" and result.table.shape == (3, 256)
     assert (result.source == t256.MEASURED).sum() == len(set(keys))
     eff = result.effects.set_index(["task", "term"])
     assert eff.loc[("alpha", "backgr"), "effect"] == pytest.approx(4.0, abs=0.5)
@@ -304,11 +304,13 @@ def test_table256_recovers_a_known_model_and_validates_on_held_out_settings():
     assert t256.fidelity_table(result, 1.0, 30).loc["model", "settings"] == len(heldout)
     assert set(t256.resolved_counts(result.effects).index) == {"main", "interaction"}
     # buried in noise, nothing is resolved and the verdict says so
-    noisy = t256.analyse_table256(_model_rows(keys, [0.05] * 8, np.zeros(28), 5.0), fraction, heldout, bootstrap=200)
+    noisy = t256.analyse_table256(_model_rows(keys, [0.05] * 8, np.zeros(28), 5.0), fraction, heldout, n_test=2000,
+                                  bootstrap=200)
     assert noisy.effects[noisy.effects["task"] != MEAN]["resolved"].mean() < 0.15
+    assert not noisy.effects["resolved_bh"].any()  # what chance resolves does not survive Benjamini-Hochberg
     assert t256.disagreement_finding(noisy)[0] == "not resolved at this scale"
     with pytest.raises(T2SError, match="lacks 1 measured setting"):
-        t256.analyse_table256(rows[rows["setting"] != heldout[0]], fraction, heldout)
+        t256.analyse_table256(rows[rows["setting"] != heldout[0]], fraction, heldout, n_test=2000)
 
 
 def test_table256_section_refuses_settings_in_the_wrong_role():
@@ -320,18 +322,61 @@ def test_table256_section_refuses_settings_in_the_wrong_role():
         load_profile("cpu", overrides={"table256.design": "latin"})
 
 
-def test_table256_predictions_stay_accuracies_at_the_ceiling():
-    """A task at the ceiling (faces: most measured entries 100 %) makes a linear model predict past 100:
-    the table bounds its predictions to 0..100 and counts them (notebook 09 stopped on them before)."""
+def test_table256_bounded_model_recovers_a_planted_table_with_a_ceiling():
+    """A task whose accuracy follows a logit-linear model up to a hard ceiling (many measured entries
+    at 100 %, like faces): the table's predictions never leave 0..100, rank the unmeasured settings
+    as the planted model does, and the points-scale linear model (not eligible) would have left 0..100."""
+    import pandas as pd
+    from scipy import special, stats
+
     from t2s_lib.published import reward_table_from_mapping
     from t2s_lib.rewards import table256 as t256
 
     fraction = design_settings("resv64")
     heldout = [k for k in design_settings("ff16") if k not in fraction]
-    rows = _model_rows(fraction + heldout, [3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 2.5, 0.0], np.zeros(28), 0.3)
-    rows.loc[rows["task"] == "alpha", "value"] = (rows.loc[rows["task"] == "alpha", "value"] + 36.0).clip(upper=100.0)
-    result = t256.analyse_table256(rows, fraction, heldout, bootstrap=100)
-    assert result.extras["clipped"]["alpha"] > 0 and result.extras["clipped"]["beta"] == 0
-    assert float(result.table.max().max()) <= 100.0
-    tasks = [t for t in result.table.index if t in ("alpha", "beta")]
-    reward_table_from_mapping({t: result.table.loc[t].to_dict() for t in tasks}, source="test")  # no longer refused
+    x = t256.model_matrix(list(t256.ALL_KEYS), 1)
+    beta = np.array([6.0, 1.6, 1.2, 0.4, 0.0, 0.0, -0.3, 2.0, 0.0])  # logit scale: most settings near 100 %
+    truth = pd.Series(100 * special.expit(x @ beta), index=t256.ALL_KEYS)
+    rng = np.random.default_rng(3)
+    rows = []
+    for task, shift in (("ceiling", 0.0), ("middle", -5.0)):
+        for k in fraction + heldout:
+            value = float(100 * special.expit(np.log(truth[k] / (100 - truth[k])) + shift) + rng.normal(0, 0.3))
+            rows.append({"setting": k, "seed": 0, "backbone": k, "task": task, "metric": "knn_top1",
+                         "value": min(max(round(value, 2), 0.0), 100.0)})
+    rows = pd.DataFrame(rows)
+    result = t256.analyse_table256(rows, fraction, heldout, n_test=2000, bootstrap=100)
+    assert result.model.bounded
+    assert float(result.table.min().min()) >= 0.0 and float(result.table.max().max()) <= 100.0
+    assert result.validation.loc["ceiling", "ceiling_share"] > 0.1
+    predicted = [k for k in t256.ALL_KEYS if result.source[k] == t256.PREDICTED]
+    assert stats.spearmanr(result.table.loc["ceiling", predicted].astype(float), truth[predicted]).statistic > 0.8
+    assert result.selection.loc["points, main + two-factor", "predictions_outside_0_100"] > 0
+    assert not result.selection.loc["points, main + two-factor", "bounded"]
+    summary = t256.validation_summary(result)
+    assert summary["tasks"] == 2 and summary["tasks_over_10pct_at_ceiling"] == ["ceiling"]
+    reward_table_from_mapping({t: result.table.loc[t].to_dict() for t in ("ceiling", "middle")}, source="test")
+
+
+def test_table256_refuses_a_task_whose_every_measured_entry_is_at_the_ceiling():
+    from t2s_lib.rewards import table256 as t256
+
+    fraction = design_settings("resv64")
+    rows = _model_rows(fraction, [1.0] * 8, np.zeros(28), 0.3)
+    rows.loc[rows["task"] == "alpha", "value"] = 100.0
+    with pytest.raises(T2SError, match=r"task\(s\) \['alpha'\] is at 100|\['alpha'\]"):
+        t256.analyse_table256(rows, fraction, [], n_test=2000)
+
+
+def test_table256_effect_noise_is_the_larger_of_residual_and_replicate_sd():
+    """Replicates far noisier than the model's residual: the effects' intervals use the replicate SD."""
+    import pandas as pd
+
+    from t2s_lib.rewards import table256 as t256
+
+    fraction = design_settings("resv64")
+    rows = _model_rows(fraction, [1.0] * 8, np.zeros(28), 0.1)
+    extra = _model_rows(fraction[:8], [1.0] * 8, np.zeros(28), 4.0, seeds=(1,), rng=np.random.default_rng(5))
+    result = t256.analyse_table256(pd.concat([rows, extra]), fraction, [], n_test=2000)
+    alpha = result.effects[result.effects["task"] == "alpha"]
+    assert set(alpha["noise"]) == {"replicate"} and int(alpha["dof"].iloc[0]) == 8

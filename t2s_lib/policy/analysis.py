@@ -35,6 +35,8 @@ class PremiseResult:
     n_pairs: int
     permutations: int
     row_correlation: str
+    null_low: float = float("nan")  # the permutation null's 2.5 % quantile
+    null_high: float = float("nan")  # and its 97.5 % quantile
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,13 +84,16 @@ def premise_test(similarity: np.ndarray, row_corr: np.ndarray, *, permutations: 
     rs = rankdata(sim_pairs)
     rs = (rs - rs.mean()) / np.sqrt(((rs - rs.mean()) ** 2).sum())
     ge = ge_abs = 0
-    for _ in range(permutations):
+    null = np.empty(permutations)
+    for i in range(permutations):
         p = rng.permutation(n)
         rb = rankdata(row_corr[np.ix_(p, p)][iu])
         rb = rb - rb.mean()
         r = float(rs @ rb / np.sqrt((rb**2).sum()))
+        null[i] = r
         ge += r >= rho - 1e-12
         ge_abs += abs(r) >= abs(rho) - 1e-12
+    null_low, null_high = (np.quantile(null, [0.025, 0.975]) if permutations else (np.nan, np.nan))
     return PremiseResult(
         spearman=rho,
         p_value=(1 + ge) / (1 + permutations),
@@ -97,6 +102,8 @@ def premise_test(similarity: np.ndarray, row_corr: np.ndarray, *, permutations: 
         n_pairs=len(sim_pairs),
         permutations=permutations,
         row_correlation=row_correlation,
+        null_low=float(null_low),
+        null_high=float(null_high),
     )
 
 

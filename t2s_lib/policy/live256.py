@@ -1,31 +1,46 @@
-"""The paper's controller on the study's own 256-setting table (notebook 09).
+"""The paper's controller on the study's own 256-setting table (notebook 09), scored on measurements.
 
-The table of :mod:`t2s_lib.rewards.table256` (measured entries where measured, the fitted model
+The table of :mod:`t2s_lib.rewards.table256` (measured entries where measured, the bounded model
 elsewhere) and the live Task2Vec vectors of notebook 02 make a :class:`PolicyProblem` with all 256
-settings, the controller's action space. On it: the ``paper`` and ``per-task`` controllers over
-seeds, ``reward-kernel``, the baselines, and measured selection (on the measured settings only: a
-measurement is the validation-split 5-NN of a stored backbone, and predicted settings have none),
-each on the seen tasks, the unseen tasks and leave-one-task-out over all tasks.
+settings, the controller's action space. On it the methods *choose*: the ``paper`` and ``per-task``
+controllers over seeds, ``reward-kernel``, the baselines, and measured selection (on the measured
+settings only: its measurement is the validation-split 5-NN of a stored backbone).
 
-Comparisons carry their noise: a method's difference from the best fixed setting, per task and seed,
-is summarised with a percentile bootstrap over seeds and tasks (:func:`t2s_lib.verdicts.bootstrap_interval`).
-A method that predicts one setting for every task is named for what it is here (a fixed setting).
+They are *scored* on measurements only, never on the model: every setting any method picks is
+pre-trained again on fresh seeds (``table256.pick_seeds``, none of which the table used) in
+``runs/<profile>/rewards256_picks`` (:func:`measure_picks`), and a method's score on a task is the
+fresh-seed mean 5-NN of its pick. Choosing on the table's seeds and scoring on fresh ones is
+cross-fitting: the oracle, the best fixed setting and measured selection, which pick a maximum of
+noisy entries, are not credited with the noise they selected (the winner's curse). The oracle is
+also reported in-sample (its table entries) to show the size of that curse. A method whose picks
+are not all measured gets no score and no verdict (``measured_share`` says how far it got).
+``random`` is the mean over the table's measured settings (no pick to measure), labelled so.
+
+Comparisons with the best fixed setting are per task (seed-averaged for the seeded controllers)
+and carry a Student-t interval over tasks (4 unseen tasks: 3 degrees of freedom), which holds at
+few tasks where a percentile bootstrap over 4 values is too narrow. A method that picks one setting
+for every task is named for what it is here, and each comparison with domain randomisation says
+whether its backbone learned (held-out pre-training accuracy over chance).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..errors import T2SError
 from ..profiles import Profile
 from ..published import reward_table_from_mapping
-from ..rewards.analysis import MEAN
+from ..rewards.analysis import load_rows
 from ..rewards.table256 import MEASURED, Table256
-from ..verdicts import Interval, bootstrap_interval, verdict
-from .measured_report import k_curve_per_task, k_curve_table
+from ..settings import PRESETS
+from ..verdicts import NOT_RESOLVED, Interval, verdict
+from .analysis import similarity_vs_reward_correlation
+from .measured_report import k_curve_per_task
 from .problem import PolicyProblem
 from .report import best_fixed_key, method_label, predictions
 from .runner import CONTROLLER_VARIANTS, run_variant, write_summary
@@ -33,13 +48,17 @@ from .small_study import live_vectors, validation_rows
 
 #: the methods of ``policy_live256.csv`` besides measured selection (one row per K)
 METHODS = ("paper", "per-task", "reward-kernel", "best-fixed", "domain-randomization", "random", "oracle")
-MEASURED_ROWS = (1, 2, 4, 8, 16, 32)
+#: measured selection's budgets K reported (each K's picks are pre-trained on the fresh seeds)
+MEASURED_ROWS = (1, 4, 16)
+SPLITS = ("seen", "unseen", "loo")
+#: non-inferiority margin of the policy-level Table 1 ("no degradation"), points of 5-NN accuracy
+FRACTION_MARGIN = 1.0
 
 
 def live256_problem(prof: Profile, result: Table256, *, measured_only: bool = False) -> PolicyProblem:
     """The study's tasks with their live vectors over the 256-setting table (or its measured settings)."""
     keys = [k for k in result.table.columns if not measured_only or result.source[k] == MEASURED]
-    tasks = [t for t in result.table.index if t != MEAN]
+    tasks = result.tasks
     mapping = {t: {k: float(result.table.loc[t, k]) for k in keys} for t in tasks}
     vectors = live_vectors(prof, tasks)
     missing = [t for t in tasks if t not in vectors]
@@ -54,7 +73,9 @@ def live256_problem(prof: Profile, result: Table256, *, measured_only: bool = Fa
 
 
 def run_live256(prof: Profile, result: Table256, *, workers: int = 1, log=print) -> dict[str, Any]:
-    """Every method of ``policy_live256`` on the 256-setting table; returns summaries and the problems."""
+    """Every method of ``policy_live256`` chooses on the 256-setting table (and the ``paper`` controller
+    again with the fraction vectors of Table 1 (policy)); returns their summaries and the problems.
+    Nothing here is a score yet: :func:`measure_picks` measures what they chose."""
     sec = prof.table256
     problem = live256_problem(prof, result)
     summaries: dict[str, dict] = {}
@@ -67,16 +88,15 @@ def run_live256(prof: Profile, result: Table256, *, workers: int = 1, log=print)
         summary, _ = run_variant(method, problem, seeds, options=options, loo_seeds=loo, workers=workers)
         summaries[method] = summary
         write_summary(prof.layout.policy_live256 / method, summary)  # notebook 07's task2sim: paper-256
-        log(f"[live256] {method}: seen {summary['seen_mean']:.2f}, unseen {summary['unseen_mean']:.2f}, "
-            f"loo {summary['loo']['mean']:.2f} ({summary['seconds']:.0f} s)")
+        log(f"[live256] {method}: {len(predictions(summary) | predictions(summary, 'loo'))} distinct picks "
+            f"({summary['seconds']:.0f} s)")
     measured_problem = live256_problem(prof, result, measured_only=True)
     val = validation_rows(prof, measured_problem, table=prof.layout.rewards256)
-    k_curve = k_curve_table(measured_problem, tuple(sec.measured_budgets), measured_rows=val)
-    k_tasks = k_curve_per_task(measured_problem, tuple(sec.measured_budgets), measured_rows=val)
+    k_tasks = k_curve_per_task(measured_problem, MEASURED_ROWS, measured_rows=val)
     for k in sorted(set(k_tasks["K"])):  # measured selection as a summary per K (deterministic: one seed)
         summaries[f"measured K={k}"] = _summary_from_long(k_tasks[k_tasks["K"] == k], f"measured K={k}")
-    return {"problem": problem, "measured_problem": measured_problem, "summaries": summaries, "k_curve": k_curve,
-            "validation_rows": val is not None}
+    return {"problem": problem, "measured_problem": measured_problem, "summaries": summaries,
+            "validation_rows": val is not None, "fractions": _fraction_runs(prof, problem, workers=workers)}
 
 
 def _summary_from_long(frame: pd.DataFrame, name: str) -> dict[str, Any]:
@@ -90,129 +110,346 @@ def _summary_from_long(frame: pd.DataFrame, name: str) -> dict[str, Any]:
                     "predictions": {"0": dict(zip(loo["task"], loo["setting"]))}}}
 
 
-def per_seed_task(summary: Mapping[str, Any], split: str, tasks: Sequence[str]) -> np.ndarray:
-    """[seeds, tasks] rewards of a summary on a split (``seen``/``unseen`` from ``per_task``, ``loo``)."""
-    per = summary["loo"]["per_task"] if split == "loo" else summary["per_task"]  # "all": seen and unseen
-    return np.asarray([[per[s][t] for t in tasks] for s in sorted(per, key=int)], dtype=float)
+def _fraction_tasks(prof: Profile, problem: PolicyProblem) -> list[str]:
+    return [t for t in prof.task2vec.fraction_tasks if t in problem.all_tasks]
+
+
+def _fraction_runs(prof: Profile, problem: PolicyProblem, *, workers: int = 1) -> dict[float, dict]:
+    """The ``paper`` controller fitted and applied with the vectors notebook 02 computed from each
+    fraction < 1 of the fraction tasks' training data (the other tasks keep their 100 % vectors)."""
+    from ..task2vec.embed import Embedding
+
+    sec = prof.table256
+    out = {}
+    for fraction in sorted({f for f in prof.task2vec.fractions if f < 1.0}, reverse=True):
+        vectors = dict(problem.vectors)
+        for t in _fraction_tasks(prof, problem):
+            path = prof.layout.task2vec_fractions / f"{t}__f{fraction}.npz"
+            if not path.is_file():
+                raise T2SError(f"{path} not found", "run notebook 02 (its fraction experiment writes these vectors)")
+            vectors[t] = np.asarray(Embedding.load(path).hessian, dtype=np.float64)
+        sub = PolicyProblem(problem.table, vectors, problem.seen, problem.unseen, f"{problem.name}-f{fraction}")
+        out[fraction], _ = run_variant("paper", sub, list(sec.policy_seeds), options={"epochs": prof.policy.epochs},
+                                       workers=workers)
+    return out
+
+
+# -- what was picked, and its measurement on fresh seeds ------------------------------------------------
+
+def picked_settings(run: Mapping[str, Any]) -> list[str]:
+    """Every setting any method picked, on any split and seed (random picks none: it is an average)."""
+    keys: set[str] = set()
+    for summary in list(run["summaries"].values()) + list(run["fractions"].values()):
+        keys |= predictions(summary) | (predictions(summary, "loo") if "loo" in summary else set())
+    return sorted(keys)
+
+
+def measure_picks(prof: Profile, picks: Sequence[str], *, log: Callable[[str], None] = print):
+    """Pre-train each picked setting on the profile's fresh ``table256.pick_seeds`` and measure its
+    5-NN (``runs/<profile>/rewards256_picks``, through the results ledger: held cells are replayed, a
+    budget stops cleanly). Returns the :class:`PickScores`."""
+    from ..rewards.cells import cell_ledger, ledger_holds_cell
+    from ..rewards.spec import Cell, picks_spec
+    from ..rewards.study import build_pick_cells
+
+    picks = list(picks)
+    if picks:
+        spec = picks_spec(prof, picks)
+        led = cell_ledger(spec)
+        if led.mode == "replay":  # regenerating figures: score what the ledger holds, the rest stays unmeasured
+            picks = [k for k in spec.settings if all(ledger_holds_cell(led, spec, Cell(k, s)) for s in spec.seeds[k])]
+    if not picks:
+        return PickScores.from_rows(pd.DataFrame(columns=["setting", "seed", "task", "metric", "value"]), [])
+    build_pick_cells(prof, picks, log=log)
+    return PickScores.from_rows(load_rows(prof.layout.rewards256_picks), prof.table256.pick_seeds)
+
+
+@dataclass
+class PickScores:
+    """Fresh-seed measurements of picked settings: 5-NN per (task, setting), mean over the pick seeds."""
+
+    values: pd.DataFrame  # tasks x settings
+    seeds: pd.Series  # setting -> fresh seeds measured
+    pretrain_acc: pd.Series  # setting -> held-out pre-training accuracy (seed mean)
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, pick_seeds: Sequence[int]) -> "PickScores":
+        rows = rows[rows["seed"].isin(list(pick_seeds))] if len(rows) else rows
+        knn = rows[rows["metric"] == "knn_top1"]
+        values = knn.groupby(["task", "setting"])["value"].mean().unstack("setting") if len(knn) else pd.DataFrame()
+        seeds = knn.groupby("setting")["seed"].nunique() if len(knn) else pd.Series(dtype=int)
+        val = rows[rows["metric"] == "pretrain_val_acc"]
+        return cls(values, seeds, val.groupby("setting")["value"].mean() if len(val) else pd.Series(dtype=float))
+
+    def score(self, task: str, key: str | None) -> float:
+        if key is None or key not in self.values.columns or task not in self.values.index:
+            return float("nan")
+        return float(self.values.loc[task, key])
+
+
+def _keys(summary: Mapping[str, Any], split: str, tasks: Sequence[str]) -> list[list[str | None]]:
+    """[seeds][tasks] picked setting keys of a summary on a split."""
+    per = summary["loo"]["predictions"] if split == "loo" else summary["predictions"]
+    return [[per[s].get(t) for t in tasks] for s in sorted(per, key=int)]
 
 
 def _split_tasks(problem: PolicyProblem, split: str) -> tuple[str, ...]:
     return {"seen": problem.seen, "unseen": problem.unseen, "loo": problem.all_tasks}[split]
 
 
-def versus_best_fixed(summaries: Mapping[str, Mapping], problem: PolicyProblem, method: str, split: str,
-                      *, n: int = 2000, seed: int = 0) -> Interval:
-    """Mean over seeds and tasks of (method - best fixed), with a percentile bootstrap over seeds and tasks."""
+def scored(summary: Mapping[str, Any], split: str, tasks: Sequence[str], scores: PickScores) -> np.ndarray:
+    """[seeds, tasks] fresh-seed 5-NN of a summary's picks (NaN where a pick is not measured)."""
+    return np.asarray([[scores.score(t, k) for t, k in zip(tasks, row)] for row in _keys(summary, split, tasks)],
+                      dtype=float)
+
+
+def in_sample(summary: Mapping[str, Any], split: str, tasks: Sequence[str], result: Table256) -> np.ndarray:
+    """[seeds, tasks] the table's own entries of a summary's picks (what the method chose on)."""
+    return np.asarray([[float(result.table.loc[t, k]) if k else np.nan for t, k in zip(tasks, row)]
+                       for row in _keys(summary, split, tasks)], dtype=float)
+
+
+def random_scores(result: Table256, tasks: Sequence[str]) -> np.ndarray:
+    """[1, tasks]: the mean over the table's measured settings (a uniformly drawn measured setting's expectation)."""
+    measured = [k for k in result.table.columns if result.source[k] == MEASURED]
+    return result.table.loc[list(tasks), measured].astype(float).mean(axis=1).to_numpy()[None, :]
+
+
+def t_interval_over_tasks(per_task: np.ndarray, what: str) -> Interval:
+    """Mean of per-task values with a Student-t interval over tasks (n - 1 degrees of freedom)."""
+    d = np.asarray(per_task, dtype=float)
+    if len(d) < 2 or not np.all(np.isfinite(d)):
+        return Interval(float(np.mean(d)) if len(d) else float("nan"), float("nan"), float("nan"),
+                        f"no interval over {len(d)} task(s) ({what})")
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    mean = float(d.mean())
+    return Interval(mean, mean - half, mean + half, f"t over {len(d)} tasks, {len(d) - 1} df ({what})")
+
+
+def versus_best_fixed(run: Mapping[str, Any], method: str, split: str, scores: PickScores) -> Interval:
+    """Mean over tasks of (method - best fixed) on fresh seeds, each task's difference averaged over
+    the method's seeds first; a t interval over tasks."""
+    problem = run["problem"]
     tasks = _split_tasks(problem, split)
-    a = per_seed_task(summaries[method], split, tasks)
-    b = per_seed_task(summaries["best-fixed"], split, tasks).mean(axis=0, keepdims=True)
-    diff = a - b
-    axes = (0, 1) if diff.shape[0] > 1 else (1,)
-    return bootstrap_interval(np.mean, diff, axes=axes, n=n, seed=seed,
-                              what="seeds and tasks" if len(axes) == 2 else "tasks")
+    summaries = run["summaries"]
+    a = scored(summaries[method], split, tasks, scores)
+    b = scored(summaries["best-fixed"], split, tasks, scores)[0]
+    per_task = (a - b[None, :]).mean(axis=0)
+    seeds = a.shape[0]
+    return t_interval_over_tasks(per_task, f"fresh seeds; {seeds} controller seeds averaged per task" if seeds > 1
+                                 else "fresh seeds")
 
 
-def live256_table(run: Mapping[str, Any]) -> pd.DataFrame:
-    """``policy_live256.csv``: one row per method (measured selection per K), columns ``seen, unseen,
-    loo`` (mean over seeds), their seed SD, and each split's difference from the best fixed setting
-    with its 95 % bootstrap interval."""
+def _learned(keys: set[str], scores: PickScores, chance: float | None) -> float:
+    """Mean held-out pre-training accuracy over chance of the picked settings (fresh seeds)."""
+    if not chance or not keys:
+        return float("nan")
+    values = [scores.pretrain_acc.get(k, np.nan) for k in keys]
+    return float(np.nanmean(values) / chance) if np.isfinite(values).any() else float("nan")
+
+
+def live256_table(run: Mapping[str, Any], result: Table256, scores: PickScores, *, chance: float | None = None) -> pd.DataFrame:
+    """``policy_live256.csv``: one row per method (measured selection per K) with the share of its
+    picks measured on fresh seeds, its fresh-seed mean 5-NN on ``seen``, ``unseen`` and ``loo``, each
+    split's difference from the best fixed setting with its t interval over tasks, the number of
+    distinct settings it picked, and how far above chance its picks' backbones learned. The oracle has
+    a second, in-sample row (the table entries it chose on)."""
     summaries, problem = run["summaries"], run["problem"]
     best_fixed = best_fixed_key(summaries)
     rows = []
     for method, s in summaries.items():
         if method.startswith("measured K=") and int(method.split("=")[1]) not in MEASURED_ROWS:
             continue
-        row: dict[str, Any] = {"method": method_label(method, s, best_fixed), "seeds": len(s["seeds"])}
-        for split in ("seen", "unseen", "loo"):
-            values = per_seed_task(s, split, _split_tasks(problem, split)).mean(axis=1)
-            row[split] = float(values.mean())
-            row[f"{split}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-        for split in ("unseen", "loo"):
-            iv = versus_best_fixed(summaries, problem, method, split) if method != "best-fixed" else None
-            row[f"{split}_minus_best_fixed"] = iv.estimate if iv else 0.0
-            row[f"{split}_low"], row[f"{split}_high"] = (iv.low, iv.high) if iv else (0.0, 0.0)
         picked = predictions(s) | predictions(s, "loo")
+        if method == "random":
+            label = f"random (mean over the {int((result.source == MEASURED).sum())} measured settings)"
+        else:
+            label = method_label(method, s, best_fixed)
+        row: dict[str, Any] = {"method": label, "seeds": len(s["seeds"])}
+        values = {}
+        if method == "random":
+            row["measured_share"] = 1.0
+            for split in SPLITS:
+                values[split] = random_scores(result, _split_tasks(problem, split))
+        else:
+            grids = {split: scored(s, split, _split_tasks(problem, split), scores) for split in SPLITS}
+            cells = np.concatenate([g.ravel() for g in grids.values()])
+            row["measured_share"] = float(np.isfinite(cells).mean())
+            values = grids
+        complete = row["measured_share"] == 1.0
+        for split in SPLITS:
+            v = values[split].mean(axis=1) if complete else np.array([np.nan])
+            row[split] = float(v.mean())
+            row[f"{split}_seed_sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        for split in ("unseen", "loo"):
+            if method == "best-fixed" or not complete:
+                row[f"{split}_minus_best_fixed"] = 0.0 if method == "best-fixed" else np.nan
+                row[f"{split}_low"] = row[f"{split}_high"] = row[f"{split}_minus_best_fixed"]
+                continue
+            if method == "random":
+                tasks = _split_tasks(problem, split)
+                b = scored(summaries["best-fixed"], split, tasks, scores)[0]
+                iv = t_interval_over_tasks(values[split][0] - b, "fresh seeds for best fixed")
+            else:
+                iv = versus_best_fixed(run, method, split, scores)
+            row[f"{split}_minus_best_fixed"], row[f"{split}_low"], row[f"{split}_high"] = iv.estimate, iv.low, iv.high
         row["distinct_settings"] = len(picked) if picked else float("nan")  # random: an expectation, no setting
+        row["learned_x_chance"] = _learned(picked, scores, chance)
         rows.append(row)
+        if method == "oracle":  # the winner's curse, shown: the same picks scored on the entries they were chosen on
+            ins = {split: in_sample(s, split, _split_tasks(problem, split), result) for split in SPLITS}
+            rows.append({"method": "oracle, in-sample (the table entries it chose on)", "seeds": 1, "measured_share": np.nan,
+                         **{split: float(ins[split].mean()) for split in SPLITS},
+                         **{f"{split}_seed_sd": 0.0 for split in SPLITS}, "distinct_settings": len(picked)})
     return pd.DataFrame(rows).set_index("method")
 
 
-def live256_per_task(run: Mapping[str, Any], result: Table256) -> pd.DataFrame:
-    """Per task (first seed; leave-one-out prediction): each controller's chosen setting, its reward,
-    whether that entry is measured or predicted, whether it differs from the best fixed setting by
-    more than the two entries' noise (|difference| > 1.96 x their combined standard error), and
-    whether the chosen setting's backbone learned (held-out pre-training accuracy over chance, for
-    measured settings; the best fixed setting's in its own column)."""
+def live256_per_task(run: Mapping[str, Any], result: Table256, scores: PickScores, *, chance: float | None = None) -> pd.DataFrame:
+    """Per task (first seed; leave-one-out prediction): each controller's chosen setting, whether the
+    table's entry for it is measured or predicted, its fresh-seed 5-NN, its difference from the best
+    fixed setting's fresh-seed 5-NN, and whether the chosen setting's backbone learned (held-out
+    pre-training accuracy over chance on the fresh seeds)."""
     summaries, problem = run["summaries"], run["problem"]
     best_fixed = best_fixed_key(summaries)
-    learned = result.extras.get("learned", pd.Series(dtype=float))
     rows = []
     for task in problem.all_tasks:
+        fixed = scores.score(task, best_fixed)
         row: dict[str, Any] = {"task": task, "split": "seen" if task in problem.seen else "unseen",
-                               "best fixed": best_fixed, "best fixed 5-NN %": float(result.table.loc[task, best_fixed]),
-                               "best fixed x chance": float(learned.get(best_fixed, np.nan))}
-        for method in ("paper", "per-task", "reward-kernel"):
+                               "best fixed": best_fixed, "best fixed 5-NN % (fresh)": fixed,
+                               "best fixed x chance": _learned({best_fixed}, scores, chance)}
+        for method in ("paper", "per-task", "reward-kernel", "oracle"):
             key = summaries[method]["loo"]["predictions"]["0"][task]
-            diff = float(result.table.loc[task, key] - result.table.loc[task, best_fixed])
-            se = float(np.hypot(result.entry_se.loc[task, key], result.entry_se.loc[task, best_fixed])) if key != best_fixed else 0.0
+            fresh = scores.score(task, key)
             row[f"{method} setting (loo)"] = key
-            row[f"{method} 5-NN %"] = float(result.table.loc[task, key])
-            row[f"{method} entry"] = result.source[key]
-            row[f"{method} beyond noise"] = bool(key != best_fixed and abs(diff) > 1.96 * se)
-            row[f"{method} x chance"] = float(learned.get(key, np.nan))
+            row[f"{method} table entry"] = result.source[key]
+            row[f"{method} 5-NN % (fresh)"] = fresh
+            row[f"{method} minus best fixed"] = fresh - fixed
+            row[f"{method} x chance"] = _learned({key}, scores, chance)
         rows.append(row)
     return pd.DataFrame(rows).set_index("task")
 
 
-def adaptive_finding(run: Mapping[str, Any], method: str = "paper", split: str = "loo") -> tuple[str, str, Interval]:
+def _one_pick_for_all(summary: Mapping[str, Any], split: str, tasks: Sequence[str]) -> str | None:
+    """The setting a method picked for every task of a split on every seed, or None when the picks differ."""
+    picks = {k for row in _keys(summary, split, tasks) for k in row}
+    return next(iter(picks)) if len(picks) == 1 else None
+
+
+def adaptive_finding(run: Mapping[str, Any], scores: PickScores, method: str = "paper", split: str = "loo",
+                     *, chance: float | None = None) -> tuple[str, str, Interval | None]:
     """The paper's claim at this scale: task-adaptive settings (``method``) beat the best fixed setting
-    on tasks the policy did not train on. Verdict from the bootstrap interval of the difference."""
+    on tasks the policy did not train on, scored on fresh seeds. Verdict from the t interval over
+    tasks; ``not measured`` (no interval) while any pick of either side lacks its fresh seeds."""
+    from ..index import NOT_MEASURED
+
     summaries, problem = run["summaries"], run["problem"]
     best_fixed = best_fixed_key(summaries)
-    iv = versus_best_fixed(summaries, problem, method, split)
+    tasks = _split_tasks(problem, split)
     label = method_label(method, summaries[method], best_fixed)
-    where = {"loo": f"leave-one-task-out over {len(problem.all_tasks)} tasks",
-             "unseen": f"{len(problem.unseen)} unseen tasks"}[split]
-    sentence = (f"{label} minus best fixed ({best_fixed}), {where}: {iv.text()} points (95 % {iv.method}); "
-                f"{len(predictions(summaries[method], 'loo' if split == 'loo' else 'all'))} distinct setting(s) chosen")
-    return verdict(iv, +1), sentence, iv
+    where = {"loo": f"leave-one-task-out over {len(tasks)} tasks", "unseen": f"{len(tasks)} unseen tasks"}[split]
+    grid = np.concatenate([scored(summaries[m], split, tasks, scores).ravel() for m in (method, "best-fixed")])
+    if not np.isfinite(grid).all():
+        missing = int((~np.isfinite(grid)).sum())
+        return NOT_MEASURED, (f"{label} vs best fixed ({best_fixed}), {where}: {missing} of {grid.size} picks not yet "
+                              f"pre-trained on the fresh seeds (make record ONLY=\"09 08\" continues)"), None
+    iv = versus_best_fixed(run, method, split, scores)
+    seeds = len(summaries[method]["loo"]["per_task"] if split == "loo" else summaries[method]["per_task"])
+    distinct = len(predictions(summaries[method], "loo" if split == "loo" else "all"))
+    sentence = (f"{label} minus best fixed ({best_fixed}), {where}, {seeds} controller seed(s), scored on fresh seeds: "
+                f"{_numbers(iv)}; {distinct} distinct setting(s) chosen")
+    dr = PRESETS["domain_randomization"].key
+    if chance:
+        sentence += f"; best fixed learned {_learned({best_fixed}, scores, chance):.1f}x chance, DR {_learned({dr}, scores, chance):.1f}x"
+    return _untestable_without_interval(verdict(iv, +1), sentence, iv)
 
 
-#: non-inferiority margin of the policy-level Table 1 ("no degradation"), points of 5-NN accuracy
-FRACTION_MARGIN = 1.0
-
-
-def fraction_policy(prof: Profile, run: Mapping[str, Any], *, workers: int = 1) -> tuple[pd.DataFrame, Interval | None]:
-    """Supplementary Table 1 at the policy level: the ``paper`` controller fitted and applied with the
-    Task2Vec vectors notebook 02 computed from 50 / 20 / 10 % of the fraction tasks' training data
-    (the other tasks keep their 100 % vectors), on the controller seeds of the main run. Per fraction:
-    the mean 5-NN % on the fraction tasks (seed SD), and its paired difference from the 100 % vectors
-    (bootstrap over seeds and tasks). Returns the table and the interval of the smallest fraction."""
-    from ..task2vec.embed import Embedding
+def fraction_table(prof: Profile, run: Mapping[str, Any], scores: PickScores) -> tuple[pd.DataFrame, str, str, Interval | None]:
+    """Supplementary Table 1 at the policy level: the ``paper`` controller with the vectors of 100 /
+    50 / 20 / 10 % of the fraction tasks' data, on the main run's seeds; per fraction the fresh-seed
+    5-NN of its picks for those tasks (seed SD) and the paired difference from the 100 % vectors (t
+    interval over tasks). Returns the table and the finding of the smallest fraction (verdict,
+    sentence, interval): non-inferiority with margin ``FRACTION_MARGIN``, and not informative when
+    the controller picks one setting for every task whatever the vectors."""
+    from ..index import NOT_MEASURED
 
     problem: PolicyProblem = run["problem"]
-    sec = prof.table256
-    tasks = [t for t in prof.task2vec.fraction_tasks if t in problem.all_tasks]
-    full = per_seed_task(run["summaries"]["paper"], "all", tasks)
-    rows = [{"fraction": 1.0, "tasks": ", ".join(tasks), "5-NN %": float(full.mean()),
-             "seed_sd": float(full.mean(axis=1).std(ddof=1)) if len(full) > 1 else 0.0,
-             "minus_100": 0.0, "low": 0.0, "high": 0.0}]
-    last = None
-    for fraction in sorted({f for f in prof.task2vec.fractions if f < 1.0}, reverse=True):
-        vectors = dict(problem.vectors)
-        for t in tasks:
-            path = prof.layout.task2vec_fractions / f"{t}__f{fraction}.npz"
-            if not path.is_file():
-                raise T2SError(f"{path} not found", "run notebook 02 (its fraction experiment writes these vectors)")
-            vectors[t] = np.asarray(Embedding.load(path).hessian, dtype=np.float64)
-        sub = PolicyProblem(problem.table, vectors, problem.seen, problem.unseen, f"{problem.name}-f{fraction}")
-        summary, _ = run_variant("paper", sub, list(sec.policy_seeds), options={"epochs": prof.policy.epochs},
-                                 workers=workers)
-        values = per_seed_task(summary, "all", tasks)
-        diff = values - full
-        iv = bootstrap_interval(np.mean, diff, axes=(0, 1) if len(diff) > 1 else (1,), what="seeds and tasks")
-        rows.append({"fraction": fraction, "tasks": ", ".join(tasks), "5-NN %": float(values.mean()),
-                     "seed_sd": float(values.mean(axis=1).std(ddof=1)) if len(values) > 1 else 0.0,
-                     "minus_100": iv.estimate, "low": iv.low, "high": iv.high})
-        last = iv
-    return pd.DataFrame(rows).set_index("fraction"), last
+    tasks = _fraction_tasks(prof, problem)
+    full_summary = run["summaries"]["paper"]
+    full = _scored_all(full_summary, tasks, scores)
+    rows = [_fraction_row(1.0, tasks, full, None, full_summary)]
+    last, last_summary = None, None
+    for fraction, summary in run["fractions"].items():
+        values = _scored_all(summary, tasks, scores)
+        iv = t_interval_over_tasks((values - full).mean(axis=0), "fresh seeds, controller seeds averaged per task") \
+            if np.isfinite(values).all() and np.isfinite(full).all() else None
+        rows.append(_fraction_row(fraction, tasks, values, iv, summary))
+        last, last_summary = iv, summary
+    table = pd.DataFrame(rows).set_index("fraction")
+    if last_summary is None:
+        return table, NOT_RESOLVED, "no fraction below 100 % in task2vec.fractions", None
+    smallest = min(run["fractions"])
+    picks = {_one_pick_for_all(s, "all", tasks) for s in [full_summary] + list(run["fractions"].values())}
+    if len(picks) == 1 and None not in picks:
+        return (table, *_untestable_without_interval(
+            NOT_RESOLVED, f"not informative: the paper controller picks {picks.pop()} for every fraction task "
+                          f"({', '.join(tasks)}) with every fraction's vectors and seed; the vectors do not change the pick",
+            last))
+    if last is None:
+        return table, NOT_MEASURED, (f"paper controller's picks with the {smallest:.0%} vectors are not all pre-trained on the "
+                                     "fresh seeds yet"), None
+    sentence = (f"paper controller, fresh-seed 5-NN % on {', '.join(tasks)} with the {smallest:.0%} vectors minus the 100 % "
+                f"vectors: {_numbers(last)}; non-inferiority margin -{FRACTION_MARGIN}")
+    return (table, *_untestable_without_interval(verdict(last, +1, threshold=-FRACTION_MARGIN), sentence, last))
+
+
+def _untestable_without_interval(verdict_: str, sentence: str, iv: Interval | None) -> tuple[str, str, Interval | None]:
+    """A comparison over fewer than 2 tasks has no interval: it is not testable, not a verdict."""
+    if iv is not None and not (np.isfinite(iv.low) and np.isfinite(iv.high)):
+        return "not testable here", sentence, None
+    return verdict_, sentence, iv
+
+
+def _numbers(iv: Interval) -> str:
+    if np.isfinite(iv.low) and np.isfinite(iv.high):
+        return f"{iv.text()} points (95 % {iv.method})"
+    return f"{iv.estimate:+.2f} points ({iv.method})"
+
+
+def _scored_all(summary: Mapping[str, Any], tasks: Sequence[str], scores: PickScores) -> np.ndarray:
+    per = summary["predictions"]
+    return np.asarray([[scores.score(t, per[s].get(t)) for t in tasks] for s in sorted(per, key=int)], dtype=float)
+
+
+def _fraction_row(fraction: float, tasks: Sequence[str], values: np.ndarray, iv: Interval | None,
+                  summary: Mapping[str, Any]) -> dict[str, Any]:
+    per_seed = values.mean(axis=1)
+    return {"fraction": fraction, "tasks": ", ".join(tasks), "measured_share": float(np.isfinite(values).mean()),
+            "5-NN % (fresh)": float(values.mean()) if np.isfinite(values).all() else np.nan,
+            "seed_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 and np.isfinite(values).all() else np.nan,
+            "distinct_settings": len({k for by in summary["predictions"].values() for t, k in by.items() if t in tasks}),
+            "minus_100": iv.estimate if iv else (0.0 if fraction == 1.0 else np.nan),
+            "low": iv.low if iv else (0.0 if fraction == 1.0 else np.nan),
+            "high": iv.high if iv else (0.0 if fraction == 1.0 else np.nan)}
+
+
+def premise_finding(run: Mapping[str, Any], *, permutations: int = 9999) -> tuple[pd.DataFrame, str, str, Interval]:
+    """Task2Sim's premise on the 256-setting table's **measured** settings: the Spearman correlation,
+    over task pairs, of Task2Vec similarity and reward-row correlation, against its Mantel permutation
+    null (task labels permuted). The interval is the statistic minus the null's 97.5 and 2.5 %
+    quantiles: it excludes 0 exactly when the two-sided permutation test rejects at 5 %."""
+    problem: PolicyProblem = run["measured_problem"]
+    rows, ivs = [], {}
+    for kind in ("pearson", "spearman"):
+        res = similarity_vs_reward_correlation(problem, row_correlation=kind, permutations=permutations)
+        ivs[kind] = Interval(res.spearman, res.spearman - res.null_high, res.spearman - res.null_low,
+                             f"Mantel permutation over {res.n_tasks} task labels ({res.permutations}), {res.n_pairs} pairs")
+        rows.append({"row correlation": kind, "spearman": res.spearman, "null_2.5%": res.null_low,
+                     "null_97.5%": res.null_high, "p (one-sided)": res.p_value, "p (two-sided)": res.p_value_two_sided,
+                     "tasks": res.n_tasks, "task pairs": res.n_pairs,
+                     "settings": len(problem.table.keys)})
+    iv = ivs["pearson"]
+    sentence = (f"Spearman of Task2Vec similarity and reward-row correlation over {rows[0]['task pairs']} task pairs, "
+                f"{rows[0]['settings']} measured settings: {iv.estimate:+.2f} (permutation null 95 % "
+                f"[{rows[0]['null_2.5%']:+.2f}, {rows[0]['null_97.5%']:+.2f}]; rank correlation of rows: "
+                f"{rows[1]['spearman']:+.2f})")
+    return pd.DataFrame(rows).set_index("row correlation"), verdict(iv, +1), sentence, iv

@@ -46,8 +46,9 @@ def reward_matrix(rows: pd.DataFrame) -> pd.DataFrame:
     return knn.groupby(["task", "setting"])["value"].mean().unstack("setting")
 
 
-def seed_sd(rows: pd.DataFrame) -> pd.Series:
-    """Pooled within-setting standard deviation per task (and ``mean``) over settings with >= 2 seeds."""
+def pooled_seed_sd(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per task (and ``mean``): the pooled within-setting standard deviation over settings with >= 2
+    seeds (``sd``) and its degrees of freedom (``dof``)."""
     knn = knn_frame(rows)
     knn = knn[knn["setting"] != SCRATCH]
     out = {}
@@ -57,8 +58,13 @@ def seed_sd(rows: pd.DataFrame) -> pd.Series:
             if len(g) > 1:
                 ss += float(((g["value"] - g["value"].mean()) ** 2).sum())
                 dof += len(g) - 1
-        out[task] = float(np.sqrt(ss / dof)) if dof else float("nan")
-    return pd.Series(out, name="seed_sd")
+        out[task] = {"sd": float(np.sqrt(ss / dof)) if dof else float("nan"), "dof": dof}
+    return pd.DataFrame.from_dict(out, orient="index", columns=["sd", "dof"])
+
+
+def seed_sd(rows: pd.DataFrame) -> pd.Series:
+    """Pooled within-setting standard deviation per task (and ``mean``) over settings with >= 2 seeds."""
+    return pooled_seed_sd(rows)["sd"].rename("seed_sd")
 
 
 def signal_table(rows: pd.DataFrame, chance_acc: float | None = None) -> pd.DataFrame:

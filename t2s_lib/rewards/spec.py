@@ -159,6 +159,17 @@ def table256_spec(prof: Profile) -> RewardSpec:
     return dataclasses.replace(base, settings=keys, seeds=seeds, design=info)
 
 
+def picks_spec(prof: Profile, picks: Sequence[str]) -> RewardSpec:
+    """The 256-setting table's recipe over the settings the methods picked (``picks``), each on the
+    fresh ``table256.pick_seeds`` only (no scratch cells): what the methods are scored on."""
+    keys = list(dict.fromkeys(resolve_setting(k).key for k in picks))
+    if not keys:
+        raise T2SError("no picked settings to measure", "run the methods of notebook 09 first")
+    seeds = sorted(prof.table256.pick_seeds)
+    return dataclasses.replace(table256_spec(prof), settings=keys, seeds={k: seeds for k in keys}, scratch_seeds=[],
+                               design={"name": "table256 picks", "pick_seeds": seeds})
+
+
 def check_tasks(spec: RewardSpec) -> None:
     """Every task must be loadable before any work starts (a missing dataset names the fix)."""
     from ..tasks import get_task

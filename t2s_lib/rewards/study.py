@@ -12,7 +12,7 @@ from ..ledger import BudgetSpent
 from ..profiles import Profile
 from .build import BuildResult, adopt_table, build_table
 from .cells import cell_identity, ensure_backbone
-from .spec import SCRATCH, Cell, RewardSpec, read_spec, spec_from_profile, table256_spec
+from .spec import SCRATCH, Cell, RewardSpec, picks_spec, read_spec, spec_from_profile, table256_spec
 
 
 def build_profile_table(prof: Profile, *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
@@ -26,6 +26,13 @@ def build_table256_cells(prof: Profile, *, log: Callable[[str], None] = print) -
     their backbones hard-linked, their 5-NN results copied), the others are built."""
     return _build(prof, prof.layout.rewards256, table256_spec(prof), "cell(s) of the 256-setting table",
                   "rerun (t2s rewards build --profile P --table256)", log, adopt_from=prof.layout.rewards)
+
+
+def build_pick_cells(prof: Profile, picks: list[str], *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
+    """Pre-train each of ``picks`` (setting keys the methods of notebook 09 chose) on the profile's
+    fresh ``table256.pick_seeds`` with the table's recipe, in ``runs/<profile>/rewards256_picks``."""
+    return _build(prof, prof.layout.rewards256_picks, picks_spec(prof, picks), "picked-setting cell(s)",
+                  "rerun notebook 09 (t2s study --profile P --only 09)", log)
 
 
 def _build(prof: Profile, table: Path, spec: RewardSpec, what: str, rerun: str, log: Callable[[str], None],
