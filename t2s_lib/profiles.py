@@ -376,12 +376,16 @@ class Table256Section:
     loo_seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata=NON_NEGATIVE)  # controllers' leave-one-out
     # the seeds every picked setting is pre-trained on to score the methods (fresh: no table cell uses them)
     pick_seeds: list[int] = field(default_factory=lambda: [100, 101, 102], metadata=NON_NEGATIVE)
+    # tasks left out of the table's analysis and the methods (e.g. a task at the 5-NN ceiling, which cannot
+    # rank settings); notebook 09 prints the measured share of their entries at 100 %
+    drop_tasks: list[str] = field(default_factory=list)
     measured_budgets: list[int] = field(default_factory=lambda: list(range(1, 33)), metadata=POSITIVE)
 
     def validate(self, where: str) -> None:
         from .rewards.design import design_settings
 
         _check_settings(self.heldout_settings, f"{where}.heldout_settings")
+        _check_tasks(self.drop_tasks, f"{where}.drop_tasks")
         self.replicates.validate(f"{where}.replicates")
         fraction = set(design_settings(self.design))
         outside = [s for s in self.replicates.settings if _key(s) not in fraction]

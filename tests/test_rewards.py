@@ -368,6 +368,18 @@ def test_table256_refuses_a_task_whose_every_measured_entry_is_at_the_ceiling():
         t256.analyse_table256(rows, fraction, [], n_test=2000)
 
 
+def test_table256_drops_the_tasks_it_is_told_to_and_says_how_far_they_sat_at_the_ceiling():
+    from t2s_lib.rewards import table256 as t256
+
+    fraction = design_settings("resv64")
+    rows = _model_rows(fraction, [1.0] * 8, np.zeros(28), 0.3)
+    rows.loc[(rows["task"] == "alpha") & (rows["setting"].isin(fraction[:16])), "value"] = 100.0
+    result = t256.analyse_table256(rows, fraction, [], n_test=2000, drop_tasks=["alpha"])
+    assert result.tasks == ["beta"] and result.extras["dropped"] == {"alpha": pytest.approx(16 / len(fraction))}
+    with pytest.raises(T2SError, match=r"drop_tasks \['gamma'\] are not tasks of the table"):
+        t256.analyse_table256(rows, fraction, [], n_test=2000, drop_tasks=["gamma"])
+
+
 def test_table256_effect_noise_is_the_larger_of_residual_and_replicate_sd():
     """Replicates far noisier than the model's residual: the effects' intervals use the replicate SD."""
     import pandas as pd

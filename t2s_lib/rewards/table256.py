@@ -213,12 +213,22 @@ class Table256:
 
 
 def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Sequence[str], *, n_test: int,
-                     chance: float | None = None, bootstrap: int = 2000, seed: int = 0) -> Table256:
+                     chance: float | None = None, drop_tasks: Sequence[str] = (), bootstrap: int = 2000,
+                     seed: int = 0) -> Table256:
     """Fit, predict, validate and estimate effects from the rows of a reward table folder
     (``rewards.csv``) for a measured ``fraction`` and ``heldout`` settings; ``n_test`` is the
-    number of 5-NN test images (the logit scale's denominator). With the pre-training task's
+    number of 5-NN test images (the logit scale's denominator). ``drop_tasks`` are left out (their
+    measured share of entries at 100 % is ``extras["dropped"]``). With the pre-training task's
     ``chance`` accuracy, ``extras["learned"]`` is each measured setting's held-out pre-training
     accuracy over chance (seed mean): whether its backbone learned at all."""
+    present = set(rows["task"].dropna())
+    unknown = [t for t in drop_tasks if t not in present]
+    if unknown:
+        raise T2SError(f"table256.drop_tasks {unknown} are not tasks of the table ({', '.join(sorted(present))})",
+                       "name tasks of rewards.tasks, or leave drop_tasks empty")
+    knn_all = measured_frame(rows)
+    dropped = {t: ceiling_share(knn_all[knn_all["task"] == t].groupby("setting")["value"].mean()) for t in drop_tasks}
+    rows = rows[~rows["task"].isin(list(drop_tasks))]
     knn = measured_frame(rows)
     means = knn.groupby(["task", "setting"])["value"].mean().unstack("setting")
     counts = knn[knn["task"] == MEAN].groupby("setting")["seed"].nunique()
@@ -286,7 +296,7 @@ def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Seque
     effects = _effects(means, tasks, measured_keys, replicate)
     source = pd.Series([MEASURED if k in measured_keys else PREDICTED for k in ALL_KEYS], index=list(ALL_KEYS), name="source")
     seeds = pd.Series([int(counts.get(k, 0)) for k in ALL_KEYS], index=list(ALL_KEYS), name="seeds")
-    extras: dict = {}
+    extras: dict = {"dropped": dropped}
     if chance:
         val = rows[rows["metric"] == "pretrain_val_acc"]
         extras["learned"] = val.groupby("setting")["value"].mean() / chance
