@@ -424,6 +424,8 @@ def test_the_pick_step_measures_exactly_the_missing_picks(tiny, tmp_path, monkey
     assert counts["pretrain"] == 2 and sorted(second.seeds.index) == [a, b]
     task = second.values.index[0]
     assert second.score(task, a) == first.score(task, a)
+    only_b = measure_picks(prof, [b], log=lambda *_: None)  # another run's picks: a's cells are not built or listed
+    assert counts["pretrain"] == 2 and list(only_b.seeds.index) == [b]
     measured = dict(counts)
     monkeypatch.setenv("T2S_LEDGER_MODE", "replay")
     replayed = measure_picks(prof.with_run_dir(tmp_path / "fresh"), [a, b, c], log=lambda *_: None)

@@ -80,6 +80,8 @@ def test_picks_are_pre_trained_on_the_fresh_seeds_only():
                          "random": {"predictions": {"0": {"x": None}}, "loo": {"predictions": {"0": {}}}}},
            "fractions": {0.5: {"predictions": {"0": {"x": "k4"}}, "loo": {"predictions": {}}}}}
     assert live256.picked_settings(run) == ["k1", "k2", "k3", "k4"]
+    run["summaries"]["paper"] = {"predictions": {"0": {"x": "k9"}}, "loo": {"predictions": {"0": {"x": "k1"}}}}
+    assert live256.picked_settings(run) == ["k1", "k9", "k2", "k3", "k4"]  # the paper controller's picks first
 
 
 def test_pick_seeds_that_the_table_uses_are_refused():

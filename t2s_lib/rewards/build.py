@@ -157,8 +157,10 @@ def _short(exc: BaseException) -> str:
 
 
 def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline", max_parallel: int = 1,
-                render_workers: int = 1, slurm: Any = None, log: Callable[[str], None] = print) -> BuildResult:
-    """Run the pending cells of ``spec`` in ``table`` and assemble the table (also after failures)."""
+                render_workers: int = 1, slurm: Any = None, log: Callable[[str], None] = print,
+                keep_earlier_cells: bool = True) -> BuildResult:
+    """Run the pending cells of ``spec`` in ``table`` and assemble the table (also after failures);
+    ``keep_earlier_cells=False``: only ``spec``'s cells, not those an earlier spec of the folder asked for."""
     from .spec import check_tasks, write_spec
 
     if executor not in EXECUTORS:
@@ -169,7 +171,7 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
     # one builder per table folder: a second one is refused before it writes anything (spec.json,
     # failed.json); its cells are locked one by one as they run
     with output_lock(table, TABLE_LOCK):
-        spec = write_spec(table, spec)
+        spec = write_spec(table, spec, keep_earlier_cells=keep_earlier_cells)
         t0 = time.perf_counter()
         cells = spec.cells()
         pending = [c for c in cells if not cell_done(table, spec, c)]

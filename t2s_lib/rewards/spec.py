@@ -181,8 +181,10 @@ def check_tasks(spec: RewardSpec) -> None:
             raise T2SError(f"reward table task {name!r}: {exc.problem}", exc.fix) from None
 
 
-def write_spec(out: Path, spec: RewardSpec) -> RewardSpec:
-    """Record the spec; refuse a folder built with another recipe (cells would not be comparable)."""
+def write_spec(out: Path, spec: RewardSpec, *, keep_earlier_cells: bool = True) -> RewardSpec:
+    """Record the spec; refuse a folder built with another recipe (cells would not be comparable).
+    With ``keep_earlier_cells`` the cells an earlier, larger spec asked for stay in the record (and are
+    built); without, the record is exactly ``spec`` (their folders stay on disk, unlisted)."""
     path = out / "spec.json"
     if path.is_file():
         try:
@@ -197,7 +199,7 @@ def write_spec(out: Path, spec: RewardSpec) -> RewardSpec:
             raise T2SError(f"{out} holds a reward table built with another {'/'.join(changed) or 'recipe'}",
                            "choose another --out, or delete the folder to rebuild it")
         # keep cells a previous, larger spec asked for in the record (they stay in the folder)
-        for key, seeds in (old.get("seeds") or {}).items():
+        for key, seeds in (old.get("seeds") or {}).items() if keep_earlier_cells else ():
             if key not in spec.seeds:
                 spec.settings.append(key)
                 spec.seeds[key] = list(seeds)

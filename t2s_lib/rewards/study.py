@@ -31,17 +31,18 @@ def build_table256_cells(prof: Profile, *, log: Callable[[str], None] = print) -
 def build_pick_cells(prof: Profile, picks: list[str], *, log: Callable[[str], None] = print) -> tuple[RewardSpec, BuildResult]:
     """Pre-train each of ``picks`` (setting keys the methods of notebook 09 chose) on the profile's
     fresh ``table256.pick_seeds`` with the table's recipe, in ``runs/<profile>/rewards256_picks``."""
+    # exactly these picks: an earlier run's picks (another table, another model) are not built again
     return _build(prof, prof.layout.rewards256_picks, picks_spec(prof, picks), "picked-setting cell(s)",
-                  "rerun notebook 09 (t2s study --profile P --only 09)", log)
+                  "rerun notebook 09 (t2s study --profile P --only 09)", log, keep_earlier_cells=False)
 
 
 def _build(prof: Profile, table: Path, spec: RewardSpec, what: str, rerun: str, log: Callable[[str], None],
-           adopt_from: Path | None = None) -> tuple[RewardSpec, BuildResult]:
+           adopt_from: Path | None = None, keep_earlier_cells: bool = True) -> tuple[RewardSpec, BuildResult]:
     if adopt_from is not None:
         spec = adopt_table(table, spec, adopt_from, log=log)
     result = build_table(table, spec, executor=prof.rewards.executor,
                          max_parallel=prof.rewards.max_parallel, render_workers=prof.render.workers,
-                         slurm=prof.rewards.slurm, log=log)
+                         slurm=prof.rewards.slurm, log=log, keep_earlier_cells=keep_earlier_cells)
     if result.failed:
         raise T2SError(f"{len(result.failed)} {what} failed: {result.failed}",
                        f"fix the cause and {rerun}; completed cells are kept")
