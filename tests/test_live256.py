@@ -106,3 +106,15 @@ def test_premise_interval_excludes_zero_exactly_when_the_permutation_test_reject
         iv = (res.spearman - res.null_high, res.spearman - res.null_low)
         assert verdict(iv, +1) == expected
         assert (verdict(iv, +1) == HOLDS) == (res.spearman > res.null_high)
+
+
+def test_figure_1_names_the_setting_behind_its_task2sim_backbone():
+    from types import SimpleNamespace
+
+    from t2s_lib.rewards.study import name_task2sim_backbones
+
+    cells = {f"t{i}": SimpleNamespace(name="1_1_1_0_0_1_0_0_1") for i in range(10)}
+    cells["t10"] = SimpleNamespace(name="1_1_0_0_1_3_0_0_1")
+    text = name_task2sim_backbones(cells)
+    assert "1_1_1_0_0_1_0_0_1 for 10 of 11 task(s), 1_1_0_0_1_3_0_0_1 for 1 of 11" in text
+    assert "reward-kernel policy's pick on notebook 03's table" in text

@@ -116,6 +116,16 @@ def task2sim_cells(prof: Profile, tasks: list[str], variant: str = "reward-kerne
     return out
 
 
+def name_task2sim_backbones(cells: dict[str, Backbone], variant: str = "reward-kernel") -> str:
+    """What notebook 06's "Task2Sim" backbones are, in words: the policy, its table, and the settings it
+    picked with how many tasks each (e.g. one setting for 10 of 11 tasks is nearly a fixed setting)."""
+    from collections import Counter
+
+    counts = Counter(bb.name for bb in cells.values())
+    picks = ", ".join(f"{key} for {n} of {len(cells)} task(s)" for key, n in counts.most_common())
+    return f"its 'Task2Sim' backbone is the {variant} policy's pick on notebook 03's table: {picks}"
+
+
 def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Path]:
     """``{task: checkpoint}`` of :func:`task2sim_cells` (pre-trained again where the cells came from the ledger)."""
     return {task: Path(bb.load_spec()) for task, bb in task2sim_cells(prof, tasks, variant).items()}
