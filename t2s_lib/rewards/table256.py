@@ -546,16 +546,18 @@ def disagreement_finding(result: Table256) -> tuple[str, str, "Interval"]:
     mains = result.effects[(result.effects["kind"] == "main") & (result.effects["task"] != MEAN)].copy()
     q = stats.t.ppf(1 - 0.025 / len(PARAMETERS), mains["dof"].clip(lower=1))
     mains["low_b"], mains["high_b"] = mains["effect"] - q * mains["se"], mains["effect"] + q * mains["se"]
+    n_tasks = mains["task"].nunique()
+    method = f"t intervals from the larger of the residual and replicate SD, Bonferroni over 8 parameters, {n_tasks} tasks"
     best, best_iv = None, None
     for term, grp in mains.groupby("term", sort=False):
         pos, neg = grp.loc[grp["low_b"].idxmax()], grp.loc[grp["high_b"].idxmin()]
         iv = Interval(min(pos["effect"], -neg["effect"]), min(pos["low_b"], -neg["high_b"]),
-                      min(pos["high_b"], -neg["low_b"]), "t intervals from the model's residual SD, Bonferroni over 8 parameters")
+                      min(pos["high_b"], -neg["low_b"]), method)
         if best_iv is None or iv.low > best_iv.low:
             best, best_iv = (term, pos, neg), iv
     term, pos, neg = best
     split = [t for t, g in mains.groupby("term") if (g["low_b"] > 0).any() and (g["high_b"] < 0).any()]
-    sentence = (f"{len(split)} of 8 parameters help one task and hurt another beyond their noise"
+    sentence = (f"{len(split)} of 8 parameters help one of the {n_tasks} tasks and hurt another beyond their noise"
                 + (f" ({', '.join(PARAMETER_LABELS.get(t, t) for t in split)})" if split else "")
                 + f"; clearest: {PARAMETER_LABELS.get(term, term)} {pos['effect']:+.2f} [{pos['low_b']:+.2f}, {pos['high_b']:+.2f}] "
                 f"on {pos['task']} vs {neg['effect']:+.2f} [{neg['low_b']:+.2f}, {neg['high_b']:+.2f}] on {neg['task']}")
