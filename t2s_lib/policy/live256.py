@@ -286,14 +286,17 @@ def live256_table(run: Mapping[str, Any], result: Table256, scores: PickScores, 
             cells = np.concatenate([g.ravel() for g in grids.values()])
             row["measured_share"] = float(np.isfinite(cells).mean())
             values = grids
-        complete = row["measured_share"] == 1.0
+        # a split is scored once every pick of it is measured (the method's, and best fixed's for the difference)
+        complete = {split: bool(np.isfinite(values[split]).all()) for split in SPLITS}
+        fixed_complete = {split: bool(np.isfinite(scored(summaries["best-fixed"], split, _split_tasks(problem, split),
+                                                         scores)).all()) for split in SPLITS}
         for split in SPLITS:
-            v = values[split].mean(axis=1) if complete else np.array([np.nan])
+            v = values[split].mean(axis=1) if complete[split] else np.array([np.nan])
             row[split] = float(v.mean())
             row[f"{split}_seed_sd"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
         for split in ("unseen", "loo"):
-            if method == "best-fixed" or not complete:
-                row[f"{split}_minus_best_fixed"] = 0.0 if method == "best-fixed" else np.nan
+            if method == "best-fixed" or not (complete[split] and fixed_complete[split]):  # best fixed: the reference
+                row[f"{split}_minus_best_fixed"] = 0.0 if method == "best-fixed" and complete[split] else np.nan
                 row[f"{split}_low"] = row[f"{split}_high"] = row[f"{split}_minus_best_fixed"]
                 continue
             if method == "random":
@@ -316,17 +319,18 @@ def live256_table(run: Mapping[str, Any], result: Table256, scores: PickScores, 
 
 def live256_per_task(run: Mapping[str, Any], result: Table256, scores: PickScores, *, chance: float | None = None) -> pd.DataFrame:
     """Per task (first seed; leave-one-out prediction): each controller's chosen setting, whether the
-    table's entry for it is measured or predicted, its fresh-seed 5-NN, its difference from the best
-    fixed setting's fresh-seed 5-NN, and whether the chosen setting's backbone learned (held-out
+    table's entry for it is measured or predicted, its fresh-seed 5-NN, its difference from the fresh-seed
+    5-NN of the best fixed setting of the other tasks (the leave-one-out baseline), and whether the chosen setting's backbone learned (held-out
     pre-training accuracy over chance on the fresh seeds)."""
     summaries, problem = run["summaries"], run["problem"]
-    best_fixed = best_fixed_key(summaries)
     rows = []
     for task in problem.all_tasks:
-        fixed = scores.score(task, best_fixed)
+        # leave-one-out: the best fixed setting of the other tasks, as for the controllers' picks
+        fixed_key = summaries["best-fixed"]["loo"]["predictions"]["0"][task]
+        fixed = scores.score(task, fixed_key)
         row: dict[str, Any] = {"task": task, "split": "seen" if task in problem.seen else "unseen",
-                               "best fixed": best_fixed, "best fixed 5-NN % (fresh)": fixed,
-                               "best fixed x chance": _learned({best_fixed}, scores, chance)}
+                               "best fixed (loo)": fixed_key, "best fixed 5-NN % (fresh)": fixed,
+                               "best fixed x chance": _learned({fixed_key}, scores, chance)}
         for method in ("paper", "per-task", "reward-kernel", "oracle"):
             key = summaries[method]["loo"]["predictions"]["0"][task]
             fresh = scores.score(task, key)
