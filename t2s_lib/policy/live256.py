@@ -365,7 +365,7 @@ def adaptive_finding(run: Mapping[str, Any], scores: PickScores, method: str = "
     if not np.isfinite(grid).all():
         missing = int((~np.isfinite(grid)).sum())
         return NOT_MEASURED, (f"{label} vs best fixed ({best_fixed}), {where}: {missing} of {grid.size} picks not yet "
-                              f"pre-trained on the fresh seeds (make record ONLY=\"09 08\" continues)"), None
+                              f"pre-trained on the fresh seeds (make record ONLY=\"02 09 08\" continues)"), None
     iv = versus_best_fixed(run, method, split, scores)
     seeds = len(summaries[method]["loo"]["per_task"] if split == "loo" else summaries[method]["per_task"])
     distinct = len(predictions(summaries[method], "loo" if split == "loo" else "all"))
