@@ -254,7 +254,7 @@ def _learned(keys: set[str], scores: PickScores, chance: float | None) -> float:
     """Mean held-out pre-training accuracy over chance of the picked settings (fresh seeds)."""
     if not chance or not keys:
         return float("nan")
-    values = [scores.pretrain_acc.get(k, np.nan) for k in keys]
+    values = [scores.pretrain_acc.get(k, np.nan) for k in sorted(keys)]  # a set's order varies by process
     return float(np.nanmean(values) / chance) if np.isfinite(values).any() else float("nan")
 
 
