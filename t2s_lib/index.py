@@ -65,7 +65,7 @@ SUPPLEMENTARY: tuple[Item, ...] = (
          "data: the downstream 5-NN of the settings it picks", ("policy_live256_fractions.md",), "09_table256",
          "no degradation with fewer examples"),
     Item("Task2Sim", "the paper's controller on the study's 256-setting table vs the best fixed setting "
-         "(leave-one-task-out over the 11 tasks)", ("policy_live256.md", "policy_live256_per_task.md"), "09_table256",
+         "(leave-one-task-out over the study's tasks)", ("policy_live256.md", "policy_live256_per_task.md"), "09_table256",
          "task-adaptive pre-training data beats a single fixed setting on unseen tasks"),
     Item("Premise", "Task2Sim's premise on the 256-setting table's measured settings: Task2Vec similarity vs "
          "reward-row correlation over task pairs (Mantel permutation)", ("policy_live256_premise.md",), "09_table256",
