@@ -103,11 +103,6 @@ def to_logit(accuracy: np.ndarray, n_test: int) -> np.ndarray:
     return np.log((correct + 0.5) / (n_test - correct + 0.5))
 
 
-def from_logit(z: np.ndarray) -> np.ndarray:
-    """Accuracy (%) of a logit: always inside (0, 100)."""
-    return 100.0 * special.expit(np.asarray(z, dtype=float))
-
-
 @dataclass
 class Fit:
     """Least-squares fit of one task's rewards on the model terms (on the model's scale)."""
@@ -263,13 +258,8 @@ def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Seque
         if heldout:
             pred = per_candidate[chosen.name][task]
             measured = row[heldout].to_numpy(float)
-            rho = bootstrap_interval(_spearman_of_pair, np.stack([pred, measured], 1), n=bootstrap, seed=seed,
-                                     what="held-out settings")
-            noise = float(np.sqrt(np.mean([sigma.get(task, np.nan) ** 2 / counts[k] for k in heldout])))
-            validation.append({"task": task, "heldout": len(heldout), "spearman": rho.estimate, "spearman_low": rho.low,
-                               "spearman_high": rho.high, "excludes_0": bool(rho.low > 0 or rho.high < 0),
-                               "rmse": float(np.sqrt(np.mean((pred - measured) ** 2))), "entry_noise": noise,
-                               "ceiling_share": at_ceiling[task]})
+            validation.append(_validation_row(task, pred, measured, sigma, counts, heldout, at_ceiling[task],
+                                              bootstrap=bootstrap, seed=seed))
         fit = fit_task(measured_keys, row[measured_keys].to_numpy(float), chosen.order, chosen.scale, n_test)
         pred, pred_se = fit.predict(ALL_KEYS)
         values, ses = pd.Series(pred, index=ALL_KEYS), pd.Series(pred_se, index=ALL_KEYS)
@@ -285,13 +275,8 @@ def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Seque
     if heldout:  # the task mean's validation: the mean of the tasks' predictions against the measured mean
         pred = np.mean([per_candidate[chosen.name][t] for t in tasks], axis=0)
         measured = means.loc[MEAN, heldout].to_numpy(float)
-        rho = bootstrap_interval(_spearman_of_pair, np.stack([pred, measured], 1), n=bootstrap, seed=seed,
-                                 what="held-out settings")
-        validation.append({"task": MEAN, "heldout": len(heldout), "spearman": rho.estimate, "spearman_low": rho.low,
-                           "spearman_high": rho.high, "excludes_0": bool(rho.low > 0 or rho.high < 0),
-                           "rmse": float(np.sqrt(np.mean((pred - measured) ** 2))),
-                           "entry_noise": float(np.sqrt(np.mean([sigma.get(MEAN, np.nan) ** 2 / counts[k] for k in heldout]))),
-                           "ceiling_share": ceiling_share(means.loc[MEAN, measured_keys])})
+        validation.append(_validation_row(MEAN, pred, measured, sigma, counts, heldout,
+                                          ceiling_share(means.loc[MEAN, measured_keys]), bootstrap=bootstrap, seed=seed))
 
     effects = _effects(means, tasks, measured_keys, replicate)
     source = pd.Series([MEASURED if k in measured_keys else PREDICTED for k in ALL_KEYS], index=list(ALL_KEYS), name="source")
@@ -303,6 +288,19 @@ def analyse_table256(rows: pd.DataFrame, fraction: Sequence[str], heldout: Seque
     return Table256(table, source, entry_se, seeds, sigma, effects,
                     pd.DataFrame(validation).set_index("task") if validation else pd.DataFrame(), chosen.order, fraction,
                     heldout, extras, chosen, n_test, selection)
+
+
+def _validation_row(task: str, pred: np.ndarray, measured: np.ndarray, sigma: pd.Series, counts: pd.Series,
+                    heldout: list[str], ceiling: float, *, bootstrap: int, seed: int) -> dict:
+    """One row of the validation table: held-out Spearman with its bootstrap interval, RMSE, and the
+    noise of a measured held-out entry (seed SD / sqrt(seeds))."""
+    rho = bootstrap_interval(_spearman_of_pair, np.stack([pred, measured], 1), n=bootstrap, seed=seed,
+                             what="held-out settings")
+    return {"task": task, "heldout": len(heldout), "spearman": rho.estimate, "spearman_low": rho.low,
+            "spearman_high": rho.high, "excludes_0": bool(rho.low > 0 or rho.high < 0),
+            "rmse": float(np.sqrt(np.mean((pred - measured) ** 2))),
+            "entry_noise": float(np.sqrt(np.mean([sigma.get(task, np.nan) ** 2 / counts[k] for k in heldout]))),
+            "ceiling_share": ceiling}
 
 
 def _select_model(means: pd.DataFrame, tasks: list[str], fraction: list[str], heldout: list[str],
