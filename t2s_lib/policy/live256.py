@@ -25,12 +25,12 @@ whether its backbone learned (held-out pre-training accuracy over chance).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import T2SError
 from ..profiles import Profile
@@ -38,7 +38,7 @@ from ..published import reward_table_from_mapping
 from ..rewards.analysis import load_rows
 from ..rewards.table256 import MEASURED, Table256
 from ..settings import PRESETS
-from ..verdicts import NOT_RESOLVED, Interval, verdict
+from ..verdicts import NOT_RESOLVED, Interval, paired_t_interval, verdict
 from .analysis import similarity_vs_reward_correlation
 from .measured_report import k_curve_per_task
 from .problem import PolicyProblem
@@ -231,9 +231,8 @@ def t_interval_over_tasks(per_task: np.ndarray, what: str) -> Interval:
     if len(d) < 2 or not np.all(np.isfinite(d)):
         return Interval(float(np.mean(d)) if len(d) else float("nan"), float("nan"), float("nan"),
                         f"no interval over {len(d)} task(s) ({what})")
-    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    mean = float(d.mean())
-    return Interval(mean, mean - half, mean + half, f"t over {len(d)} tasks, {len(d) - 1} df ({what})")
+    # the same Student-t interval as a paired difference over seeds, here over tasks
+    return dataclasses.replace(paired_t_interval(d), method=f"t over {len(d)} tasks, {len(d) - 1} df ({what})")
 
 
 def versus_best_fixed(run: Mapping[str, Any], method: str, split: str, scores: PickScores) -> Interval:
@@ -389,11 +388,11 @@ def fraction_table(prof: Profile, run: Mapping[str, Any], scores: PickScores) ->
     problem: PolicyProblem = run["problem"]
     tasks = _fraction_tasks(prof, problem)
     full_summary = run["summaries"]["paper"]
-    full = _scored_all(full_summary, tasks, scores)
+    full = scored(full_summary, "all", tasks, scores)
     rows = [_fraction_row(1.0, tasks, full, None, full_summary)]
     last, last_summary = None, None
     for fraction, summary in run["fractions"].items():
-        values = _scored_all(summary, tasks, scores)
+        values = scored(summary, "all", tasks, scores)
         iv = t_interval_over_tasks((values - full).mean(axis=0), "fresh seeds, controller seeds averaged per task") \
             if np.isfinite(values).all() and np.isfinite(full).all() else None
         rows.append(_fraction_row(fraction, tasks, values, iv, summary))
@@ -427,11 +426,6 @@ def _numbers(iv: Interval) -> str:
     if np.isfinite(iv.low) and np.isfinite(iv.high):
         return f"{iv.text()} points (95 % {iv.method})"
     return f"{iv.estimate:+.2f} points ({iv.method})"
-
-
-def _scored_all(summary: Mapping[str, Any], tasks: Sequence[str], scores: PickScores) -> np.ndarray:
-    per = summary["predictions"]
-    return np.asarray([[scores.score(t, per[s].get(t)) for t in tasks] for s in sorted(per, key=int)], dtype=float)
 
 
 def _fraction_row(fraction: float, tasks: Sequence[str], values: np.ndarray, iv: Interval | None,
