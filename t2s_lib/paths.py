@@ -32,6 +32,8 @@ PROFILES_DIR = PACKAGE_DIR / "profiles"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 FIGURES_DIR = PROJECT_ROOT / "figures"
 RESULTS_DIR = PROJECT_ROOT / "results"  # the committed results ledger (t2s_lib.ledger)
+#: a policy name ending so is notebook 09's, on the 256-setting table (StudyLayout.policy_summary)
+LIVE256_SUFFIX = "-256"
 
 
 def cache_dir() -> Path:
@@ -221,6 +223,13 @@ class StudyLayout:
     @property
     def policy_live256(self) -> Path:
         return self.run_dir / "policy_live256"
+
+    def policy_summary(self, variant: str) -> Path:
+        """A policy's summary (its picks) by name: ``<name>-256`` is notebook 09's on the 256-setting table
+        (``paper-256``, ``measured-k16-256``), any other name a variant of notebook 05's small study."""
+        if variant.endswith(LIVE256_SUFFIX):
+            return self.policy_live256 / variant[: -len(LIVE256_SUFFIX)] / "summary.json"
+        return self.policy_small_study / variant / "summary.json"
 
     # -- evaluation -----------------------------------------------------------------------------
     @property

@@ -369,7 +369,7 @@ def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
     """Notebook 07 (``make study-full``): every non-base point's cells, plus the base point's cells
     that notebook 03's table does not already hold (the base adopts those)."""
     from . import scaling
-    from .rewards.spec import spec_from_profile
+    from .rewards.spec import SCRATCH, spec_from_profile
 
     sec = prof.scaling
     cost = StageCost("scaling", "07_scaling")
@@ -377,29 +377,38 @@ def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
     if not pts:
         cost.actions = ["no scaling axes in this profile"]
         return cost
-    # which settings the policies pick is known once their summaries exist (notebooks 05 / 09): count
-    # them then; before, one per policy method
-    from .rewards.spec import SCRATCH
+
+    def settings_at(axis, value) -> tuple[list[str], int]:
+        """(the settings known at a point, how many it has): counted from the policies' predictions once
+        their summaries exist (notebooks 05 / 09); before, one per policy method"""
+        here = scaling.methods_at(prof, axis, value)
+        try:
+            known = sorted({k for m, per_task in scaling.method_settings(prof).items() if m in here
+                            for keys in per_task.values() for k in keys if k != SCRATCH})
+            return known, len(known)
+        except T2SError:  # a policy summary is not there yet: of the settings only domain randomisation is known
+            policies = [m for m in here if m in ("task2sim", "measured")]
+            n = len(policies) + ("domain_randomization" in here) + (sec.random_draws if "random" in here else 0)
+            return ([PRESETS["domain_randomization"].key] if "domain_randomization" in here else []), n
 
     try:
-        known = sorted({k for per_task in scaling.method_settings(prof).values() for keys in per_task.values()
-                        for k in keys if k != SCRATCH})
-        n_settings = len(known)
-        counted = f"{n_settings} distinct settings per point (counted from the policies' predictions)"
-    except T2SError:  # a policy summary is not there yet: of the settings only domain randomisation is known
-        policies = [m for m in sec.methods if m in ("task2sim", "measured")]
-        n_settings = len(policies) + ("domain_randomization" in sec.methods) + (sec.random_draws if "random" in sec.methods else 0)
-        known = [PRESETS["domain_randomization"].key] if "domain_randomization" in sec.methods else []
-        counted = (f"~{n_settings} settings per point ({', '.join(sec.methods)}; assumes one distinct setting per "
-                   f"policy method until the policies have run: each more one adds a pre-training per point and seed)")
+        scaling.method_settings(prof)
+        counted = "distinct settings per point counted from the policies' predictions"
+    except T2SError:
+        counted = ("settings per point assume one distinct setting per policy method until the policies have "
+                   "run: each more one adds a pre-training per point and seed")
+    per_point = {name: settings_at(axis, value) for axis, value, name in [(None, None, "base")] + pts}
+    counted += ": " + ", ".join(f"{name} {n}" for name, (_, n) in per_point.items())
     tasks = scaling.scaling_tasks(prof)
     lin, knn = prof.evaluate.options("linear"), prof.evaluate.options("knn")
     in_table = {(c.setting, c.seed) for c in spec_from_profile(prof).cells()}
-    base_new = n_settings * len(sec.seeds) - sum(1 for k in known for s in sec.seeds if (k, s) in in_table)
     for axis, value, name in [(None, None, "base")] + pts:
         p = prof if axis is None else scaling.point_profile(prof, axis, value)
         render, cfg = p.pretrain.render, p.pretrain.config()
-        cells = base_new if axis is None else n_settings * len(sec.seeds)
+        known, n_settings = per_point[name]
+        cells = n_settings * len(sec.seeds)
+        if axis is None:  # the base adopts notebook 03's cells
+            cells -= sum(1 for k in known for s in sec.seeds if (k, s) in in_table)
         cost.render_images[render.img_size] = cost.render_images.get(render.img_size, 0) + cells * render.images
         cost.train_gflop += 3 * cells * render.images * (1 - cfg.val_fraction) * cfg.epochs * _gflop(cfg.arch, cfg.img_size)
         scratch = len(sec.seeds) if "scratch" in sec.methods else 0

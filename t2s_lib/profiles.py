@@ -144,6 +144,9 @@ class PolicySection:
     # measured selection: re-run its design search (leave-one-task-out over the seen tasks; minutes)
     measured_design: bool = False
     measured_optimism_repeats: int = field(default=10, metadata=POSITIVE)
+    # the policy that stands for "Task2Sim" in notebooks 06 and 07: a variant of notebook 05's small study on
+    # the live table (e.g. reward-kernel), or "<variant>-256", notebook 09's on the 256-setting table (paper-256)
+    task2sim: str = "reward-kernel"
 
     def validate(self, where: str) -> None:
         from .policy.methods import METHODS
@@ -346,7 +349,11 @@ class ScalingSection:
     axes: ScalingAxes = field(default_factory=ScalingAxes)
     methods: list[str] = field(default_factory=lambda: ["task2sim", "measured", "domain_randomization", "random", "scratch"],
                                metadata=choices("task2sim", "measured", "domain_randomization", "random", "scratch"))
-    task2sim_policy: str = "reward-kernel"  # the Task2Vec policy that stands for Task2Sim on the live table
+    # measured selection's picks, named as policy.task2sim is (measured-k16-256: notebook 09's K = 16 picks)
+    measured_policy: str = "measured"
+    # where measured selection is pre-trained besides the base point (null: every point); one value per axis
+    # gives it a two-point slope at a fraction of the cost
+    measured_points: ScalingAxes | None = None
     random_draws: int = field(default=2, metadata=bounds(1, 16))  # uniformly random settings, shared by all tasks
     seeds: list[int] = field(default_factory=lambda: [0, 1], metadata=NON_NEGATIVE)
     tasks: list[str] | None = None  # null: the rewards tasks
@@ -358,6 +365,12 @@ class ScalingSection:
             if a not in MODELS:
                 raise T2SError(f"{where}.axes.arch[{i}]: unknown architecture {a!r}", f"use one of: {', '.join(MODELS.names())}")
         _check_tasks(self.tasks or [], f"{where}.tasks")
+        if self.measured_points is not None:
+            for axis in (f.name for f in dataclasses.fields(ScalingAxes)):
+                extra = [v for v in getattr(self.measured_points, axis) if v not in getattr(self.axes, axis)]
+                if extra:
+                    raise T2SError(f"{where}.measured_points.{axis}: {extra} not among the axis values {getattr(self.axes, axis)}",
+                                   f"pick measured selection's points from {where}.axes.{axis}")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
 """The supplementary's scaling studies (Figures 2-7, 9-11) at the profile's scale: how the compared
 pre-training methods do as the number of classes, object models per class and images grows, and
 with backbones of different sizes; evaluated by linear probing (the supplementary's protocol) and
-5-NN, averaged over the seen and the unseen tasks, with seed-noise bands.
+5-NN, averaged over the seen and the unseen tasks, with seed-noise bands; every finding carries a
+Student-t interval over the split's tasks (per-task quantities, seeds averaged first).
 
 Methods (each a setting per task):
 
-* ``task2sim``: the setting a Task2Vec policy predicts for the task (``scaling.task2sim_policy``):
+* ``task2sim``: the setting a Task2Vec policy predicts for the task (``policy.task2sim``):
   ``paper-256``, the paper's controller trained on the 256-setting table (notebook 09, first seed),
   or a variant of notebook 05's small study on the live table (e.g. ``reward-kernel``);
-* ``measured``: measured selection's setting for the task (validation-split measurements);
+* ``measured``: measured selection's setting for the task (``scaling.measured_policy``, e.g.
+  ``measured-k16-256``: notebook 09's K = 16 picks by validation-split 5-NN), at the base point and
+  the points of ``scaling.measured_points`` only (:func:`methods_at`);
 * ``domain_randomization``: everything varies;
 * ``random``: ``random_draws`` settings drawn uniformly from the 256 (seeded), shared by all tasks;
   a task's score is the mean over the draws (the same expectation as independent per-task draws);
@@ -30,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import T2SError
+from .paths import LIVE256_SUFFIX
 from .profiles import Profile
 from .settings import PRESETS, SimSetting
-from .verdicts import Interval, bootstrap_interval, combine, equivalence_verdict, verdict
+from .verdicts import Interval, combine, equivalence_verdict, t_interval_over_tasks, verdict
 
 AXES = ("classes", "models_per_class", "images", "arch")
 AXIS_LABELS = {"classes": "pre-training classes", "models_per_class": "object models per class",
@@ -48,6 +52,16 @@ def random_settings(n: int, seed: int = 0) -> list[str]:
     return [SimSetting.from_index(int(i)).key for i in rng.choice(256, size=n, replace=False)]
 
 
+def _policy_summary(prof: Profile, method: str, variant: str) -> Path:
+    """Where a policy method's picks are (:meth:`t2s_lib.paths.StudyLayout.policy_summary`)."""
+    path = prof.layout.policy_summary(variant)
+    if not path.is_file():
+        fix = ("run notebook 09 (make table256) first" if variant.endswith(LIVE256_SUFFIX)
+               else "run notebook 05 (the policy on this study's reward table) first")
+        raise T2SError(f"{path} not found: the {method} settings come from the live table's policy ({variant})", fix)
+    return path
+
+
 def method_settings(prof: Profile) -> dict[str, dict[str, list[str]]]:
     """``{method: {task: [setting keys]}}`` (a list: random has several draws; scratch is ``["scratch"]``)."""
     from .files import read_json
@@ -58,15 +72,8 @@ def method_settings(prof: Profile) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {}
     for method in sec.methods:
         if method in ("task2sim", "measured"):
-            variant = sec.task2sim_policy if method == "task2sim" else "measured"
-            if variant == "paper-256":  # the paper's controller trained on the 256-setting table (notebook 09)
-                path = prof.layout.policy_live256 / "paper" / "summary.json"
-                fix = "run notebook 09 (make table256) first"
-            else:
-                path = prof.layout.policy_small_study / variant / "summary.json"
-                fix = "run notebook 05 (the policy on this study's reward table) first"
-            if not path.is_file():
-                raise T2SError(f"{path} not found: the {method} settings come from the live table's policy", fix)
+            variant = prof.policy.task2sim if method == "task2sim" else sec.measured_policy
+            path = _policy_summary(prof, method, variant)
             predictions = read_json(path)["predictions"]["0"]
             missing = [t for t in tasks if t not in predictions]
             if missing:
@@ -80,6 +87,16 @@ def method_settings(prof: Profile) -> dict[str, dict[str, list[str]]]:
         else:
             out[method] = {t: [SCRATCH] for t in tasks}
     return out
+
+
+def methods_at(prof: Profile, axis: str | None, value: Any) -> list[str]:
+    """The methods measured at a point (``axis`` None: the base): all of them, except measured
+    selection outside the base and its ``scaling.measured_points``."""
+    sec = prof.scaling
+    chosen = sec.measured_points
+    if axis is None or chosen is None:
+        return list(sec.methods)
+    return [m for m in sec.methods if m != "measured" or value in getattr(chosen, axis)]
 
 
 def scaling_tasks(prof: Profile) -> list[str]:
@@ -140,7 +157,9 @@ def point_spec(prof: Profile, axis: str | None, value: Any):
     """The reward spec of one point: the methods' settings, the scaling seeds, 5-NN and linear probing."""
     from .rewards.spec import SCRATCH, spec_from_profile
 
-    settings = sorted({k for per_task in method_settings(prof).values() for keys in per_task.values() for k in keys} - {SCRATCH})
+    here = methods_at(prof, axis, value)
+    settings = sorted({k for m, per_task in method_settings(prof).items() if m in here
+                       for keys in per_task.values() for k in keys} - {SCRATCH})
     p = prof if axis is None else point_profile(prof, axis, value)
     spec = spec_from_profile(p, design="explicit", settings=settings, tasks=scaling_tasks(prof), seeds=list(prof.scaling.seeds),
                              replicate_settings=[], replicate_seeds=[], anchors=False)
@@ -162,8 +181,10 @@ def build_scaling(prof: Profile, *, log: Callable[[str], None] = print) -> dict[
             continue
         folder = prof.layout.scaling_table(name)
         spec = point_spec(prof, axis, value)
-        # the base point's backbones are the study's own reward-table cells: train them once
-        adopt_cells(folder, spec, prof.layout.rewards, log=log)
+        # the base point's backbones are the study's own cells (notebook 03's table, the 256-setting
+        # table and its picks on fresh seeds): the same experiment, trained once
+        for source in (prof.layout.rewards, prof.layout.rewards256, prof.layout.rewards256_picks):
+            adopt_cells(folder, spec, source, log=log)
         if name != "base":  # the untrained backbone's numbers do not depend on the point's images
             adopt_scratch(folder, spec, prof.layout.scaling_table("base"), log=log)
         result = build_table(folder, spec, executor=prof.rewards.executor,
@@ -192,7 +213,10 @@ def scaling_frame(prof: Profile) -> pd.DataFrame:
             rows = load_rows(prof.layout.scaling_table(name))
             cache[name] = rows[rows["metric"].isin(list(protocols))]
         rows = cache[name]
+        here = methods_at(prof, None if name == "base" else axis, value)
         for method, per_task in methods.items():
+            if method not in here:
+                continue
             for task, keys in per_task.items():
                 sel = rows[(rows["task"] == task) & rows["setting"].isin([SCRATCH if k == SCRATCH else k for k in keys])]
                 for (seed, metric), grp in sel.groupby(["seed", "metric"]):
@@ -314,74 +338,78 @@ def _grid(frame: pd.DataFrame, axis: str, method: str, protocol: str, split: str
     return values, cube
 
 
-def _slope_of(cube: np.ndarray, values: list) -> float:
-    """Points per doubling of the mean (over seeds and tasks) curve."""
-    curve = np.nanmean(cube, axis=(0, 1))
-    if len(values) < 2:
-        return float("nan")
-    return float(np.polyfit(np.log2(np.asarray(values, dtype=float)), curve, 1)[0])
+def _per_task(cube: np.ndarray) -> np.ndarray:
+    """[tasks, values]: each task's curve averaged over its seeds (the unit of the t intervals)."""
+    return np.nanmean(cube, axis=0)
 
 
-def _pair(frame, axis, a, b, protocol, split, base) -> tuple[list, np.ndarray]:
-    """Values and the stacked [2, seeds, tasks, values] cubes of two methods (common seeds and tasks)."""
+def _slopes(curves: np.ndarray, values: list) -> np.ndarray:
+    """Points per doubling of each task's curve (least squares on log2 of the axis values)."""
+    x = np.log2(np.asarray(values, dtype=float))
+    return np.asarray([np.polyfit(x, c, 1)[0] if np.isfinite(c).all() else np.nan for c in curves])
+
+
+def _pair(frame, axis, a, b, protocol, split, base) -> tuple[list, np.ndarray, int]:
+    """Values, the stacked [2, tasks, values] seed-mean curves of two methods (common seeds and tasks)
+    and the number of seeds."""
     va, ca = _grid(frame, axis, a, protocol, split, base)
     vb, cb = _grid(frame, axis, b, protocol, split, base)
     if va != vb or ca.shape != cb.shape:
         raise T2SError(f"scaling {axis}: methods {a} and {b} were measured at different points or seeds",
                        "rerun notebook 07 so every method has every point, seed and task")
-    return va, np.stack([ca, cb])
+    return va, np.stack([_per_task(ca), _per_task(cb)]), ca.shape[0]
 
 
-def _boot(stat, data: np.ndarray, axes=(1, 2)) -> Interval:
-    """Percentile bootstrap over seeds and tasks (their axes in ``data``)."""
-    single = data.shape[axes[0]] < 2
-    use = tuple(ax for ax in axes if not (single and ax == axes[0]))
-    return bootstrap_interval(stat, data, axes=use, what="tasks" if single else "seeds and tasks")
+def _over_tasks(per_task: np.ndarray, seeds: int) -> Interval:
+    """Mean over tasks with its Student-t interval (few tasks per split: a bootstrap would be too narrow)."""
+    return t_interval_over_tasks(per_task, f"{seeds} seed(s) averaged per task")
 
 
 def axis_finding(frame: pd.DataFrame, axis: str, split: str, base: Any,
                  protocol: str = "linear probe") -> tuple[str, str, Interval]:
     """(verdict, sentence, interval) for the paper's finding on one axis and split (Figures 2/3,
-    5-7, 9-11), from the per-seed, per-task accuracies of :func:`scaling_frame`. Every quantity is
-    a mean over seeds and tasks with a 95 % percentile bootstrap over seeds and tasks; a finding of
-    several quantities holds only when each does (:func:`t2s_lib.verdicts.combine`). The interval
-    returned is the finding's first (main) quantity."""
+    5-7, 9-11), from the per-seed, per-task accuracies of :func:`scaling_frame`. Each task's curve is
+    averaged over its seeds; every quantity (a slope, a difference) is computed per task and carries
+    a 95 % Student-t interval over the split's tasks (:func:`t2s_lib.verdicts.t_interval_over_tasks`:
+    3 tasks give 2 degrees of freedom, so only large effects resolve). A finding of several quantities
+    holds only when each does (:func:`t2s_lib.verdicts.combine`). The interval returned is the
+    finding's first (main) quantity."""
     t2s, dr = "task2sim", "domain_randomization"
+    values, both, seeds = _pair(frame, axis, t2s, dr, protocol, split, base)
+    n = f"{both.shape[1]} tasks x {seeds} seeds"
     if axis == "arch":
-        values, both = _pair(frame, axis, t2s, dr, protocol, split, base)
-        diffs = [_boot(lambda x, i=i: float(np.nanmean(x[0, :, :, i] - x[1, :, :, i])), both) for i in range(len(values))]
-        gains = [_boot(lambda x, m=m: float(np.nanmean(x[m, :, :, -1] - x[m, :, :, 0])), both) for m in (0, 1)]
+        diffs = [_over_tasks(both[0, :, i] - both[1, :, i], seeds) for i in range(len(values))]
+        gains = [_over_tasks(both[m, :, -1] - both[m, :, 0], seeds) for m in (0, 1)]
         parts = [verdict(iv, +1) for iv in diffs + gains]
         main = diffs[0]
         text = (f"{split}, {protocol}: Task2Sim minus DR per backbone "
                 + ", ".join(f"{v}: {iv.text()}" for v, iv in zip(values, diffs))
                 + f"; largest minus smallest backbone: Task2Sim {gains[0].text()}, DR {gains[1].text()}")
-        return combine(parts), text + f" (95 % {main.method})", main
-    values, both = _pair(frame, axis, t2s, dr, protocol, split, base)
-    slope_t = _boot(lambda x: _slope_of(x[0], values), both)
-    slope_d = _boot(lambda x: _slope_of(x[1], values), both)
-    faster = _boot(lambda x: _slope_of(x[1], values) - _slope_of(x[0], values), both)  # DR minus Task2Sim
-    head = (f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {METHOD_LABELS[t2s]} {slope_t.text()}, "
-            f"{METHOD_LABELS[dr]} {slope_d.text()}; DR minus Task2Sim {faster.text()}")
+        return combine(parts), text + f" ({n}; 95 % {main.method})", main
+    slope_t, slope_d = _slopes(both[0], values), _slopes(both[1], values)
+    iv_t, iv_d, faster = _over_tasks(slope_t, seeds), _over_tasks(slope_d, seeds), _over_tasks(slope_d - slope_t, seeds)
+    head = (f"{split}, {protocol}: points per doubling of {AXIS_LABELS[axis]}: {METHOD_LABELS[t2s]} {iv_t.text()}, "
+            f"{METHOD_LABELS[dr]} {iv_d.text()}; DR minus Task2Sim {faster.text()}")
     if axis == "classes":  # all methods improve at similar rates
         similar = equivalence_verdict(faster, SIMILAR_RATE_MARGIN)
-        return (combine([verdict(slope_t, +1), verdict(slope_d, +1), similar]),
-                head + f" (similar: within +-{SIMILAR_RATE_MARGIN}; 95 % {slope_t.method})", slope_t)
+        return (combine([verdict(iv_t, +1), verdict(iv_d, +1), similar]),
+                head + f" (similar: within +-{SIMILAR_RATE_MARGIN}; {n}; 95 % {iv_t.method})", iv_t)
     if axis == "models_per_class":  # both improve, DR slightly faster
-        return (combine([verdict(slope_t, +1), verdict(slope_d, +1), verdict(faster, +1)]),
-                head + f" (95 % {faster.method})", faster)
+        return (combine([verdict(iv_t, +1), verdict(iv_d, +1), verdict(faster, +1)]),
+                head + f" ({n}; 95 % {faster.method})", faster)
     # images: DR improves faster but stays behind Task2Sim at the most images
-    behind = _boot(lambda x: float(np.nanmean(x[0, :, :, -1] - x[1, :, :, -1])), both)
+    behind = _over_tasks(both[0, :, -1] - both[1, :, -1], seeds)
     return (combine([verdict(faster, +1), verdict(behind, +1)]),
-            head + f"; at the most images Task2Sim minus DR {behind.text()} (95 % {faster.method})", faster)
+            head + f"; at the most images Task2Sim minus DR {behind.text()} ({n}; 95 % {faster.method})", faster)
 
 
 def per_task_finding(frame: pd.DataFrame, protocol: str = "linear probe") -> tuple[str, str, Interval]:
     """Figure 4: Task2Sim vs the baselines at the base point. "Competitive or better" as non-inferiority:
-    the mean over tasks of Task2Sim minus each baseline (bootstrap over seeds and tasks) must lie above
-    ``-COMPETITIVE_MARGIN``; the interval returned is Task2Sim minus domain randomisation."""
+    the mean over tasks of Task2Sim minus each baseline (each task's difference averaged over seeds,
+    a Student-t interval over tasks) must lie above ``-COMPETITIVE_MARGIN``; the interval returned is
+    Task2Sim minus domain randomisation."""
     base = frame[(frame["axis"] == "base") & (frame["protocol"] == protocol)]
-    others = [m for m in ("domain_randomization", "random", "scratch") if m in set(base["method"])]
+    others = [m for m in ("measured", "domain_randomization", "random", "scratch") if m in set(base["method"])]
     per = base.pivot_table(index=["seed", "task"], columns="method", values="accuracy")
     seeds, tasks = sorted(set(base["seed"])), sorted(set(base["task"]))
     parts, texts, intervals = [], [], {}
@@ -389,13 +417,13 @@ def per_task_finding(frame: pd.DataFrame, protocol: str = "linear probe") -> tup
         cube = np.full((len(seeds), len(tasks)), np.nan)
         for (seed, task), row in per.iterrows():
             cube[seeds.index(seed), tasks.index(task)] = row["task2sim"] - row[m]
-        axes = (0, 1) if len(seeds) > 1 else (1,)
-        iv = bootstrap_interval(lambda x: float(np.nanmean(x)), cube, axes=axes,
-                                what="seeds and tasks" if len(axes) == 2 else "tasks")
+        per_task = np.nanmean(cube, axis=0)
+        iv = _over_tasks(per_task, len(seeds))
         intervals[m] = iv
         parts.append(verdict(iv, +1, threshold=-COMPETITIVE_MARGIN))
-        wins = int((np.nanmean(cube, axis=0) > 0).sum())
+        wins = int((per_task > 0).sum())
         texts.append(f"{METHOD_LABELS[m]} {iv.text()} (better on {wins}/{len(tasks)} tasks)")
     main = intervals.get("domain_randomization") or next(iter(intervals.values()))
     return combine(parts), (f"{protocol}: {METHOD_LABELS['task2sim']} minus " + ", ".join(texts)
-                            + f" (95 % {main.method}; competitive: above -{COMPETITIVE_MARGIN})"), main
+                            + f" ({len(tasks)} tasks x {len(seeds)} seeds; 95 % {main.method}; "
+                            f"competitive: above -{COMPETITIVE_MARGIN})"), main

@@ -31,11 +31,22 @@ class StudyStopped(T2SError):
         self.records = records
 
 
+#: notebooks that run before a lower-numbered one because it reads their output: "Task2Sim" in notebooks 06
+#: and 07 can be notebook 09's controller (policy.task2sim: paper-256)
+RUNS_BEFORE = {"09_table256": "06_cka"}
+
+
 def study_notebooks(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks ``NN_*.ipynb`` in order."""
+    """The numbered notebooks ``NN_*.ipynb`` in the order they run: by number, except that each notebook
+    of :data:`RUNS_BEFORE` runs just before the one it feeds."""
     found = sorted(p for p in notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise T2SError(f"no numbered notebooks found in {notebooks_dir}", "run from a complete checkout of the project")
+    for early, late in RUNS_BEFORE.items():
+        stems = [p.stem for p in found]
+        if early in stems and late in stems:
+            moved = found.pop(stems.index(early))
+            found.insert([p.stem for p in found].index(late), moved)
     return found
 
 

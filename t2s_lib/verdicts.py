@@ -7,14 +7,16 @@ Every finding of the study goes through :func:`verdict`:
 * ``does not hold``: it lies entirely on the other side;
 * ``not resolved at this scale``: it contains zero (the difference is inside its noise).
 
-Intervals come from seed replicates: :func:`paired_t_interval` (a paired difference over seeds,
-Student's t) or :func:`bootstrap_interval` (percentile bootstrap over resampled units, e.g. seeds
-and tasks); each finding names which (:class:`Interval.method`).
+Intervals come from replicates: :func:`paired_t_interval` (a paired difference over seeds,
+Student's t), :func:`t_interval_over_tasks` (per-task values, seeds averaged first: the interval
+for findings over few tasks, where a percentile bootstrap over 3-4 values is too narrow) or
+:func:`bootstrap_interval` (percentile bootstrap over resampled units, for many units); each
+finding names which (:class:`Interval.method`) and its n.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -103,6 +105,18 @@ def paired_t_interval(differences: Sequence[float], level: float = LEVEL) -> Int
         return Interval(mean, float("nan"), float("nan"), "one seed: no interval")
     half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return Interval(mean, mean - half, mean + half, f"paired t over {len(d)} seeds", level)
+
+
+def t_interval_over_tasks(per_task: Sequence[float], what: str) -> Interval:
+    """Mean of per-task values (each already averaged over its seeds) with a Student-t interval over
+    tasks (n - 1 degrees of freedom): it covers at its level with 3-7 tasks, where a percentile
+    bootstrap over the tasks does not (tests/test_verdicts.py checks both on simulated data)."""
+    d = np.asarray(per_task, dtype=float)
+    if len(d) < 2 or not np.all(np.isfinite(d)):
+        return Interval(float(np.mean(d)) if len(d) else float("nan"), float("nan"), float("nan"),
+                        f"no interval over {len(d)} task(s) ({what})")
+    # the same Student-t interval as a paired difference over seeds, here over tasks
+    return replace(paired_t_interval(d), method=f"t over {len(d)} tasks, {len(d) - 1} df ({what})")
 
 
 def normal_interval(estimate: float, se: float, *, dof: float | None = None, method: str = "",

@@ -89,3 +89,23 @@ def test_cli_cka_on_registered_offline_task(tmp_path, digits_task):
     assert rc == 0
     res = load_cka(tmp_path / "m")
     assert res["names"] == ["A", "scratch:resnet18"] and res["mean"].shape == (4, 2, 2)
+
+
+def test_figure_1_finding_carries_a_t_interval_over_its_few_tasks():
+    """Backbones agree at stage 1 and differ at stage 4 on every task; after fine-tuning 2 tasks they agree
+    more. Each difference is a t interval over the tasks it has (2 fine-tuned tasks: 1 df, wide)."""
+    import numpy as np
+
+    from t2s_lib.cka import cka_finding
+
+    def result(tasks, last):
+        per = {t: np.stack([np.array([[1.0, c], [c, 1.0]]) for c in (0.9, 0.8, 0.7, last + 0.01 * i)])
+               for i, t in enumerate(tasks)}
+        return {"names": ["a", "b"], "stages": [1, 2, 3, 4], "tasks": list(tasks), "per_task": per,
+                "mean": np.mean(np.stack(list(per.values())), axis=0)}
+
+    tasks = ["t0", "t1", "t2", "t3", "t4"]
+    verdict, sentence, falls = cka_finding(result(tasks, 0.3))
+    assert verdict == "holds" and falls.low > 0 and "t over 5 tasks, 4 df" in falls.method
+    verdict, sentence, _ = cka_finding(result(tasks, 0.3), result(["t0", "t1"], 0.3), result(["t0", "t1"], 0.5))
+    assert "t over 2 tasks, 1 df (fine-tuned tasks)" in sentence and verdict == "holds"

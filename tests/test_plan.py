@@ -27,9 +27,9 @@ def test_scaling_cost_counts_the_settings_the_policy_picked(lib, digits_task, tm
     from t2s_lib.scaling import scaling_tasks
 
     monkeypatch.setenv("T2S_RUNS", str(tmp_path / "runs"))
-    overrides = {"scaling.methods": ["task2sim", "domain_randomization", "scratch"], "scaling.task2sim_policy": "paper-256"}
+    overrides = {"scaling.methods": ["task2sim", "domain_randomization", "scratch"], "policy.task2sim": "paper-256"}
     guess = next(s for s in plan_study(load_profile("smoke", overrides)).stages if s.stage == "scaling")
-    assert "~2 settings per point" in guess.actions[1]
+    assert "assume one distinct setting per policy method" in guess.actions[1] and "base 2, classes-2 2" in guess.actions[1]
     prof = load_profile("smoke", overrides)
     tasks = scaling_tasks(prof)
     picks = ["0_0_0_0_0_1_0_0_0", "1_0_0_0_0_1_0_0_0", "0_1_0_0_0_1_0_0_0"]
@@ -38,8 +38,13 @@ def test_scaling_cost_counts_the_settings_the_policy_picked(lib, digits_task, tm
     summary.write_text(json.dumps({"predictions": {"0": {t: picks[i % 3] for i, t in enumerate(tasks)}}}))
     counted = next(s for s in plan_study(prof).stages if s.stage == "scaling")
     n = len({picks[i % 3] for i in range(len(tasks))}) + 1  # + domain randomisation
-    assert f"{n} distinct settings per point" in counted.actions[1]
+    assert f"counted from the policies' predictions: base {n}, classes-2 {n}" in counted.actions[1]
     assert counted.seconds("cpu") > guess.seconds("cpu") or n == 2
+    # measured selection only where scaling.measured_points puts it (here: the base alone)
+    both = load_profile("smoke", {**overrides, "scaling.methods": ["task2sim", "measured", "domain_randomization", "scratch"],
+                                  "scaling.measured_points": {"classes": []}})
+    guess = next(s for s in plan_study(both).stages if s.stage == "scaling")
+    assert "base 3, classes-2 2" in guess.actions[1]
 
 
 def test_paper_plan_names_only_datasets_gpu_and_unfetched_assets(monkeypatch, capsys):

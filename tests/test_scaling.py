@@ -81,7 +81,7 @@ def test_verdicts_follow_the_numbers_and_their_noise():
     clear = _frame(values, {"task2sim": [50, 52, 54, 56], "domain_randomization": [40, 44, 48, 52]}, noise=0.3)
     verdict, sentence, interval = scaling.axis_finding(clear, "images", "seen", base=4000)
     assert verdict == "holds" and interval.low > 0  # DR faster, still behind, both beyond the noise
-    assert "Task2Sim minus DR" in sentence and "bootstrap over seeds and tasks" in sentence
+    assert "Task2Sim minus DR" in sentence and "t over 3 tasks, 2 df" in sentence and "3 tasks x 3 seeds" in sentence
     # the same means buried in noise: the intervals contain zero, so nothing is claimed
     noisy = _frame(values, {"task2sim": [50, 50.3, 50.6, 50.9], "domain_randomization": [50, 50.4, 50.8, 51.2]},
                    noise=4.0)
@@ -98,12 +98,31 @@ def test_verdicts_follow_the_numbers_and_their_noise():
 def test_per_task_finding_is_non_inferiority_with_its_interval():
     rows = []
     for seed in (0, 1):
-        for task, (t2s, dr) in {"a": (60, 59.5), "b": (70, 70.4), "c": (50, 49.8)}.items():
+        for task, (t2s, dr) in {"a": (60, 59.7), "b": (70, 70.2), "c": (50, 49.8)}.items():
             for method, acc in (("task2sim", t2s), ("domain_randomization", dr), ("scratch", acc_s := t2s - 10)):
                 rows.append({"axis": "base", "value": None, "method": method, "seed": seed, "task": task, "split": "seen",
                              "protocol": "linear probe", "accuracy": acc + 0.1 * seed})
     verdict, sentence, iv = scaling.per_task_finding(pd.DataFrame(rows))
     assert verdict == "holds" and iv.low > -scaling.COMPETITIVE_MARGIN and "better on 2/3 tasks" in sentence
+    assert "3 tasks x 2 seeds" in sentence and "t over 3 tasks, 2 df" in iv.method
+
+
+def test_measured_selection_runs_at_the_base_and_its_chosen_points_only(cpu):
+    chosen = cpu.scaling.measured_points
+    for axis, value, name in scaling.points(cpu):
+        here = scaling.methods_at(cpu, None if name == "base" else axis, value)
+        assert ("measured" in here) == (name == "base" or value in getattr(chosen, axis))
+        assert {"task2sim", "domain_randomization"} <= set(here)
+    assert "measured" in scaling.methods_at(cpu, None, None)
+    assert sum("measured" in scaling.methods_at(cpu, a, v) for a, v, _ in scaling.points(cpu)) == 4  # one per axis
+
+
+def test_a_measured_point_off_its_axis_is_refused_with_the_axis_named():
+    from t2s_lib.errors import T2SError
+    from t2s_lib.profiles import load_profile as load
+
+    with pytest.raises(T2SError, match="measured_points.images.*not among the axis values"):
+        load("cpu", overrides={"scaling.measured_points": {"images": [999]}})
 
 
 def test_base_with_every_model_plots_at_its_mean_count(cpu):

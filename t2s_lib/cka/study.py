@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import T2SError
 from ..ledger import active as active_ledger
+from ..paths import LIVE256_SUFFIX
 from ..profiles import Profile
 from .maths import MinibatchCKA
 
@@ -125,6 +126,14 @@ def load_cka(path: str | Path) -> dict[str, Any]:
     return {**meta, "per_task": per_task, "mean": mean}
 
 
+def cka_tasks(prof: Profile) -> list[str]:
+    """The tasks of ``cka.tasks`` that every backbone has: less the tasks the 256-setting study drops
+    (``table256.drop_tasks``, e.g. one at the 5-NN ceiling) when "Task2Sim" is its controller, which
+    picks nothing for them."""
+    dropped = set(prof.table256.drop_tasks) if prof.policy.task2sim.endswith(LIVE256_SUFFIX) else set()
+    return [t for t in prof.cka.tasks if t not in dropped]
+
+
 def cka_study(prof: Profile, backbones: Mapping[str, Any], *, tag: str = "before",
               tasks: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
     """Notebook 06: CKA matrices with the profile's ``cka:`` options, saved to ``runs/<profile>/cka/<tag>.npz``.
@@ -141,7 +150,7 @@ def cka_study(prof: Profile, backbones: Mapping[str, Any], *, tag: str = "before
     ledger = active_ledger(prof.name)
     names = list(backbones)
     per_task: dict[str, Any] = {}
-    for task in list(tasks if tasks is not None else sec.tasks):
+    for task in list(tasks if tasks is not None else cka_tasks(prof)):
         members = {}
         for name, bb in backbones.items():
             if isinstance(bb, Mapping):

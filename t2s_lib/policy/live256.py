@@ -25,7 +25,6 @@ whether its backbone learned (held-out pre-training accuracy over chance).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,7 +37,7 @@ from ..published import reward_table_from_mapping
 from ..rewards.analysis import load_rows
 from ..rewards.table256 import MEASURED, Table256
 from ..settings import PRESETS
-from ..verdicts import NOT_RESOLVED, Interval, paired_t_interval, verdict
+from ..verdicts import NOT_RESOLVED, Interval, t_interval_over_tasks, verdict
 from .analysis import similarity_vs_reward_correlation
 from .measured_report import k_curve_per_task
 from .problem import PolicyProblem
@@ -95,6 +94,8 @@ def run_live256(prof: Profile, result: Table256, *, workers: int = 1, log=print)
     k_tasks = k_curve_per_task(measured_problem, MEASURED_ROWS, measured_rows=val)
     for k in sorted(set(k_tasks["K"])):  # measured selection as a summary per K (deterministic: one seed)
         summaries[f"measured K={k}"] = _summary_from_long(k_tasks[k_tasks["K"] == k], f"measured K={k}")
+        # notebook 07's measured selection (scaling.measured_policy measured-k16-256)
+        write_summary(prof.layout.policy_live256 / f"measured-k{k}", summaries[f"measured K={k}"])
     return {"problem": problem, "measured_problem": measured_problem, "summaries": summaries,
             "validation_rows": val is not None, "fractions": _fraction_runs(prof, problem, workers=workers)}
 
@@ -223,16 +224,6 @@ def random_scores(result: Table256, tasks: Sequence[str]) -> np.ndarray:
     """[1, tasks]: the mean over the table's measured settings (a uniformly drawn measured setting's expectation)."""
     measured = [k for k in result.table.columns if result.source[k] == MEASURED]
     return result.table.loc[list(tasks), measured].astype(float).mean(axis=1).to_numpy()[None, :]
-
-
-def t_interval_over_tasks(per_task: np.ndarray, what: str) -> Interval:
-    """Mean of per-task values with a Student-t interval over tasks (n - 1 degrees of freedom)."""
-    d = np.asarray(per_task, dtype=float)
-    if len(d) < 2 or not np.all(np.isfinite(d)):
-        return Interval(float(np.mean(d)) if len(d) else float("nan"), float("nan"), float("nan"),
-                        f"no interval over {len(d)} task(s) ({what})")
-    # the same Student-t interval as a paired difference over seeds, here over tasks
-    return dataclasses.replace(paired_t_interval(d), method=f"t over {len(d)} tasks, {len(d) - 1} df ({what})")
 
 
 def versus_best_fixed(run: Mapping[str, Any], method: str, split: str, scores: PickScores) -> Interval:

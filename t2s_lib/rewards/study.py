@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..errors import T2SError
 from ..ledger import BudgetSpent
+from ..paths import LIVE256_SUFFIX
 from ..profiles import Profile
 from .build import BuildResult, adopt_table, build_table
 from .cells import cell_identity, ensure_backbone
@@ -99,33 +100,44 @@ def chance_accuracy(spec: RewardSpec) -> float | None:
     return 100.0 / classes if classes else None
 
 
-def task2sim_cells(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Backbone]:
-    """``{task: Backbone}`` of the setting the Task2Vec policy predicts for each task on the live table
-    (notebook 05's small study), first seed: the "Task2Sim" backbone of each task."""
+def task2sim_cells(prof: Profile, tasks: list[str]) -> dict[str, Backbone] | None:
+    """``{task: Backbone}``: for each task the backbone of the setting the policy that stands for Task2Sim
+    (``policy.task2sim``) picked for it, first seed: notebook 09's picks pre-trained on its fresh seeds
+    (``<variant>-256``) or notebook 03's cells (a variant of notebook 05's small study). None when that
+    policy has not run (the demo runs notebook 09 only with ``make table256``)."""
     from ..files import read_json
 
-    predictions = read_json(prof.layout.policy_small_study / variant / "summary.json")["predictions"]["0"]
-    table = prof.layout.rewards
+    variant = prof.policy.task2sim
+    path = prof.layout.policy_summary(variant)
+    if not path.is_file():
+        return None
+    predictions = read_json(path)["predictions"]["0"]
+    table = prof.layout.rewards256_picks if variant.endswith(LIVE256_SUFFIX) else prof.layout.rewards
     spec = read_spec(table)
     out = {}
     for task in tasks:
         if task not in predictions:
-            raise T2SError(f"no {variant} prediction for task {task!r}", "run notebook 05 on the same tasks first")
+            raise T2SError(f"the {variant} policy ({path}) has no pick for task {task!r}",
+                           "use the policy's tasks (a task the 256-setting study drops has none)")
         key = predictions[task]
+        if key not in spec.seeds:
+            raise T2SError(f"the {variant} pick {key} for {task!r} is not a cell of {table}",
+                           "rerun the notebook that measures the picks (09 for a -256 policy, 03 otherwise)")
         out[task] = Backbone(key, table, spec, Cell(key, spec.seeds[key][0]))
     return out
 
 
-def name_task2sim_backbones(cells: dict[str, Backbone], variant: str = "reward-kernel") -> str:
+def name_task2sim_backbones(prof: Profile, cells: dict[str, Backbone] | None) -> str:
     """What notebook 06's "Task2Sim" backbones are, in words: the policy, its table, and the settings it
     picked with how many tasks each (e.g. one setting for 10 of 11 tasks is nearly a fixed setting)."""
     from collections import Counter
 
+    variant = prof.policy.task2sim
+    if cells is None:
+        return (f"no 'Task2Sim' backbone: the {variant} policy has not run "
+                f"({'make table256, notebook 09' if variant.endswith(LIVE256_SUFFIX) else 'notebook 05'})")
+    where = ("the 256-setting table (notebook 09), backbones from its fresh pick seeds"
+             if variant.endswith(LIVE256_SUFFIX) else "notebook 03's table")
     counts = Counter(bb.name for bb in cells.values())
     picks = ", ".join(f"{key} for {n} of {len(cells)} task(s)" for key, n in counts.most_common())
-    return f"its 'Task2Sim' backbone is the {variant} policy's pick on notebook 03's table: {picks}"
-
-
-def task2sim_backbones(prof: Profile, tasks: list[str], variant: str = "reward-kernel") -> dict[str, Path]:
-    """``{task: checkpoint}`` of :func:`task2sim_cells` (pre-trained again where the cells came from the ledger)."""
-    return {task: Path(bb.load_spec()) for task, bb in task2sim_cells(prof, tasks, variant).items()}
+    return f"its 'Task2Sim' backbone is the {variant} policy's pick on {where}: {picks}"
