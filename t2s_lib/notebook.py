@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import os_fault
 from .files import atomic_path, write_json
 from .ledger import PROFILE_ENV, git_commit
+from .procs import sigterm_as_interrupt
 from .profiles import Profile, load_profile
 
 
@@ -28,6 +29,8 @@ def setup(profile: str | Profile = "smoke", out_dir: str | None = None, notebook
     prof = dataclasses.replace(prof, notebook=notebook)
     os.environ[PROFILE_ENV] = prof.name  # library code called from here records into this profile's ledger
     install_fault_handler()
+    # an interrupted `t2s study` terminates this kernel: unwind like Ctrl-C so a running build cancels its jobs
+    sigterm_as_interrupt()
     prof.run_dir.mkdir(parents=True, exist_ok=True)
     prof.figures_dir.mkdir(parents=True, exist_ok=True)
     try:

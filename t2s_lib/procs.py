@@ -7,6 +7,9 @@
 * :func:`die_with_parent` makes a worker process exit when the process that spawned it dies
   (Linux ``PR_SET_PDEATHSIG``, plus a watchdog thread where that is unavailable), so a killed
   ``t2s render`` leaves no orphaned render workers.
+* :func:`sigterm_as_interrupt` turns SIGTERM into ``KeyboardInterrupt`` in the main thread, so a
+  terminated command unwinds like Ctrl-C: its ``finally`` blocks cancel the jobs it started (a
+  reward-table build's cells) and release their locks before it exits.
 """
 
 from __future__ import annotations
@@ -77,3 +80,13 @@ def die_with_parent(poll_s: float = 1.0) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def sigterm_as_interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` in the main thread on SIGTERM (no-op outside the main thread)."""
+
+    def interrupt(signum, frame):  # noqa: ARG001 (the signal module's handler signature)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)

@@ -356,3 +356,80 @@ def test_lock_names_the_holder_and_is_released(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     np.testing.assert_equal(lock_file.read_text(), "")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = _children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_terminated_build_cancels_its_jobs_and_a_rerun_finishes(sig, tmp_path, lib, digits_task):
+    """SIGTERM or SIGINT to `t2s rewards build` with the local executor: the builder cancels its running cell
+    jobs and exits quietly (130, no traceback); no job process is left holding a cell's lock, and the same
+    command run straight after finishes every cell."""
+    out = tmp_path / "table"
+    cmd = CLI + ["rewards", "build", "--profile", "smoke", "--out", str(out), "--design", "explicit", "--settings",
+                 "all_off", "domain_randomization", "--seeds", "0", "--tasks", "digits", "--executor", "local",
+                 "--max-parallel", "2"]
+    builder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline, jobs = time.time() + 120, []
+    while time.time() < deadline and not jobs:
+        jobs = [p for p in _descendants(builder.pid) if "submitit.core._submit" in _cmdline(p)]
+        time.sleep(0.05)
+    assert jobs, "the build should have started its cell jobs"
+    family = [p for p in _descendants(builder.pid) if _alive(p)]
+    time.sleep(1.0)  # inside the cells now (rendering or pre-training)
+    os.kill(builder.pid, sig)
+    _, err = builder.communicate(timeout=60)
+    assert builder.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode() and "run the same command again" in err.decode()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.1)
+    assert not [p for p in family if _alive(p)], "cell jobs outlived their cancelled build"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not (out / "failed.json").exists()
+    table = json.loads((out / "reward_table.json").read_text())
+    assert set(table["digits"]) == {"0_0_0_0_0_1_0_0_0", "1_1_1_1_1_3_0_1_1"}
+
+
+def test_a_terminated_study_cancels_its_notebooks_build_jobs(tmp_path, lib, digits_task):
+    """The same through `t2s study`: SIGTERM reaches the notebook's kernel as an interrupt, whose build
+    cancels its cell jobs; nothing the study started is left running and no lock is held."""
+    import fcntl
+
+    env = {**os.environ, "T2S_RUNS": str(tmp_path / "runs"), "T2S_LEDGER": str(tmp_path / "ledger")}
+    cmd = CLI + ["study", "--profile", "smoke", "--only", "03", "--set", "rewards.executor=local",
+                 "--set", "rewards.max_parallel=2"]
+    study = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
+    deadline, jobs = time.time() + 240, []
+    while time.time() < deadline and not jobs:
+        jobs = [p for p in _descendants(study.pid) if "submitit.core._submit" in _cmdline(p)]
+        time.sleep(0.1)
+    assert jobs, "the notebook's build should have started its cell jobs"
+    family = [p for p in _descendants(study.pid) if _alive(p)]
+    os.kill(study.pid, signal.SIGTERM)
+    _, err = study.communicate(timeout=120)
+    assert study.returncode != 0
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.2)
+    assert not [p for p in family if _alive(p)], [(p, _cmdline(p)) for p in family if _alive(p)]
+    for lock in (tmp_path / "runs").rglob(".*.lock"):
+        with open(lock) as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError while a process holds it
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]

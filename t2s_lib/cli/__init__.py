@@ -17,6 +17,7 @@ import sys
 
 from .. import __version__
 from ..errors import T2SError, os_fault
+from ..procs import sigterm_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    sigterm_as_interrupt()  # a terminated command cancels what it started, as Ctrl-C does
     try:
         result = func(args)
     except (T2SError, OSError, MemoryError, RuntimeError) as exc:
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  fix: {error.fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: what finished is kept (results, cells, the ledger); run the same command again to "
+              "continue", file=sys.stderr)
         return 130
     return int(result or 0)
 

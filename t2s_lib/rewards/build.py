@@ -22,12 +22,14 @@ several GPUs per job run torchrun inside the job).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import T2SError
 from ..files import atomic_path, write_json
@@ -100,17 +102,76 @@ def slurm_executor(table: Path, slurm: Any, n_jobs: int, *, cluster: str | None 
     return executor
 
 
+#: submitit jobs this process started that may still run: cancelled when the build is interrupted
+#: (Ctrl-C, SIGTERM through :func:`t2s_lib.procs.sigterm_as_interrupt`) or the process exits (a notebook's
+#: kernel shut down by an interrupted ``t2s study``)
+_LIVE_JOBS: list[Any] = []
+
+
+def _cancel_live_jobs(wait_s: float = 30.0) -> None:
+    """Cancel every job of :data:`_LIVE_JOBS` and wait (up to ``wait_s``) for their processes to end, so
+    their cells' locks are released when this returns (a later build runs those cells again from what
+    they finished)."""
+    handles = list(_LIVE_JOBS)
+    _LIVE_JOBS.clear()
+    for handle in handles:
+        process = getattr(handle, "_process", None)  # the local executor's job controller
+        try:
+            if process is not None:
+                # SIGTERM: the controller forwards it to the cell's process and exits quietly (its
+                # cancel() sends SIGINT, which ends it with a KeyboardInterrupt traceback on our stderr)
+                process.terminate()
+            else:
+                handle.cancel(check=False)
+        except Exception:  # noqa: BLE001 (a job that already ended, a scheduler that refuses: nothing left to stop)
+            pass
+    deadline = time.monotonic() + wait_s
+    for handle in handles:
+        process = getattr(handle, "_process", None)
+        if process is not None:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 (still running after wait_s: its lock goes with it when it ends)
+                pass
+
+
+atexit.register(_cancel_live_jobs)
+
+
+@contextlib.contextmanager
+def _cancelled_on_interrupt() -> Iterator[None]:
+    """Cancel the jobs started inside the block if it is left by an exception (Ctrl-C, SIGTERM, a bug)."""
+    try:
+        yield
+    except BaseException:
+        _cancel_live_jobs()
+        raise
+
+
+def _submitted(executor, job: CellJob):
+    handle = executor.submit(job)
+    _LIVE_JOBS.append(handle)
+    return handle
+
+
 def _run_submitit(jobs: list[CellJob], executor) -> dict[str, str]:
     """Submit every job (as one array where the executor supports it) and wait; returns failures."""
     failures: dict[str, str] = {}
-    with executor.batch():
-        handles = [executor.submit(job) for job in jobs]
-    for job, handle in zip(jobs, handles):
-        try:
-            handle.result()
-        except Exception as exc:  # submitit wraps the job's exception (its text keeps our message)
-            failures[job.cell.name] = _short(exc)
+    with _cancelled_on_interrupt():
+        with executor.batch():
+            handles = [_submitted(executor, job) for job in jobs]
+        for job, handle in zip(jobs, handles):
+            try:
+                handle.result()
+            except Exception as exc:  # submitit wraps the job's exception (its text keeps our message)
+                failures[job.cell.name] = _short(exc)
+            _forget(handle)
     return failures
+
+
+def _forget(handle) -> None:
+    if handle in _LIVE_JOBS:
+        _LIVE_JOBS.remove(handle)
 
 
 def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], None], poll_s: float = 0.5,
@@ -119,6 +180,11 @@ def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], No
     slowest of a wave); ``gate`` is asked before each start (the time budget: once it refuses, no job
     starts and the running ones finish). Returns failures and the budget stop, if any. submitit's local
     executor has no concurrency cap of its own."""
+    with _cancelled_on_interrupt():
+        return _capped(jobs, executor, cap, log, poll_s, gate)
+
+
+def _capped(jobs, executor, cap, log, poll_s, gate) -> tuple[dict[str, str], BudgetSpent | None]:
     failures: dict[str, str] = {}
     queue, running = list(jobs), []
     stop: BudgetSpent | None = None
@@ -131,13 +197,14 @@ def _run_capped(jobs: list[CellJob], executor, cap: int, log: Callable[[str], No
                 log(f"[rewards] {exc.problem}; waiting for the {len(running)} running cell(s)")
                 break
             job = queue.pop(0)
-            running.append((job, executor.submit(job)))
+            running.append((job, _submitted(executor, job)))
         finished = [(j, h) for j, h in running if h.done()]
         if not finished:
             time.sleep(poll_s)
             continue
         for job, handle in finished:
             running.remove((job, handle))
+            _forget(handle)
             try:
                 handle.result()
             except Exception as exc:  # submitit wraps the job's exception (its text keeps our message)
