@@ -292,10 +292,17 @@ class SlurmSpec:
 
     partition: str | None = None
     gpus_per_node: int = field(default=1, metadata=bounds(0, 16))
+    # pre-training processes per cell job (torchrun inside the job when > 1): null, one per GPU; on a CPU
+    # cluster (gpus_per_node 0) e.g. 2 runs DDP over gloo
+    processes: int | None = field(default=None, metadata=bounds(1, 16))
     cpus_per_task: int = field(default=10, metadata=bounds(1, 256))
     mem_gb: int | None = field(default=None, metadata=POSITIVE)
     timeout_min: int = field(default=24 * 60, metadata=POSITIVE)
     array_parallelism: int = field(default=32, metadata=POSITIVE)  # at most this many cells at once
+
+    @property
+    def processes_per_job(self) -> int:
+        return self.processes if self.processes is not None else max(1, self.gpus_per_node)
 
 
 @dataclass(frozen=True)

@@ -154,12 +154,30 @@ def _submitted(executor, job: CellJob):
     return handle
 
 
-def _run_submitit(jobs: list[CellJob], executor) -> dict[str, str]:
-    """Submit every job (as one array where the executor supports it) and wait; returns failures."""
+def _slurm_refusal(exc: Exception) -> T2SError:
+    """sbatch refused the array: say which ``rewards.slurm`` key the cluster's message points at."""
+    text = str(exc)
+    keys = [key for key, words in (("partition", ("partition",)), ("gpus_per_node", ("gres", "gpu")),
+                                   ("cpus_per_task", ("cpu",)), ("mem_gb", ("memory", "mem")),
+                                   ("timeout_min", ("time limit",))) if any(w in text.lower() for w in words)]
+    named = ", ".join(f"rewards.slurm.{k}" for k in keys) or "rewards.slurm"
+    lines = [line for line in text.splitlines() if "error" in line.lower()] or text.splitlines()[-1:]
+    return T2SError(f"the Slurm cluster refused the cells' job array ({(lines[-1] if lines else text).strip()[:300]})",
+                    f"fix {named} in the profile (sinfo lists the partitions and their resources)")
+
+
+def _run_submitit(jobs: list[CellJob], executor, refused=None) -> dict[str, str]:
+    """Submit every job (as one array where the executor supports it) and wait; returns failures.
+    ``refused`` turns a submission the scheduler rejects into a clear error."""
     failures: dict[str, str] = {}
     with _cancelled_on_interrupt():
-        with executor.batch():
-            handles = [_submitted(executor, job) for job in jobs]
+        try:
+            with executor.batch():
+                handles = [_submitted(executor, job) for job in jobs]
+        except Exception as exc:  # submitit raises sbatch's failure as a plain exception
+            if refused is None:
+                raise
+            raise refused(exc) from None
         for job, handle in zip(jobs, handles):
             try:
                 handle.result()
@@ -272,12 +290,12 @@ def build_table(table: str | Path, spec: RewardSpec, *, executor: str = "inline"
         elif pending:
             import submitit
 
-            jobs = [CellJob(str(table), c, render_workers, gpus=(slurm.gpus_per_node if executor == "slurm" and slurm else 1))
-                    for c in pending]
+            per_job = slurm.processes_per_job if executor == "slurm" and slurm else 1
+            jobs = [CellJob(str(table), c, render_workers, gpus=per_job) for c in pending]
             if executor == "slurm":
                 if slurm is None:
                     raise T2SError("the slurm executor needs the profile's rewards.slurm resources", "use --profile")
-                failures = _run_submitit(jobs, slurm_executor(table, slurm, len(jobs)))
+                failures = _run_submitit(jobs, slurm_executor(table, slurm, len(jobs)), refused=_slurm_refusal)
             elif executor == "debug":
                 failures = _run_submitit(jobs, submitit.AutoExecutor(folder=str(table / "submitit"), cluster="debug"))
             else:
