@@ -20,7 +20,7 @@ from pathlib import Path
 from .files import write_json, write_text
 from .profiles import Profile
 
-from .verdicts import DOES_NOT_HOLD, HOLDS, NOT_RESOLVED, Interval
+from .verdicts import DOES_NOT_HOLD, HOLDS, NOT_RESOLVED, Interval, finite_rounded
 
 COMPARATIVE = (HOLDS, DOES_NOT_HOLD, NOT_RESOLVED)
 #: an item whose measurements are not in the results ledger at this commit (never a verdict of an old rule)
@@ -108,7 +108,7 @@ def record_finding(prof: Profile, item: str, verdict: str, sentence: str,
     data[item] = {"verdict": verdict, "sentence": sentence, "profile": prof.name, "notebook": prof.notebook,
                   "commit": git_commit(), "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if interval is not None:
-        data[item].update(interval=interval.bounds, estimate=round(float(interval.estimate), 4),
+        data[item].update(interval=interval.bounds, estimate=finite_rounded(interval.estimate),
                           interval_method=interval.method, level=interval.level)
     write_json(path, dict(sorted(data.items())))
     return data[item]
@@ -140,6 +140,9 @@ def finding_text(finding: dict | None) -> str:
         return f"**{NOT_MEASURED}**"
     if "interval" in finding:
         low, high = finding["interval"]
+        if low is None or high is None:  # too few units for an interval (e.g. one task)
+            return (f"**{finding['verdict']}**: {finding['sentence']} "
+                    f"(no interval: {finding.get('interval_method', '')})")
         return (f"**{finding['verdict']}**: {finding['sentence']} "
                 f"(95 % interval [{low:+.3g}, {high:+.3g}], {finding.get('interval_method', '')})")
     if finding["verdict"] in ("not testable here", "n/a", NOT_MEASURED):

@@ -39,14 +39,23 @@ class Interval:
     level: float = LEVEL
 
     @property
-    def bounds(self) -> list[float]:
-        return [round(float(self.low), 4), round(float(self.high), 4)]
+    def bounds(self) -> list[float | None]:
+        """``[low, high]`` rounded; None (JSON null) where there is no bound (e.g. one task: no t interval)."""
+        return [finite_rounded(self.low), finite_rounded(self.high)]
 
     def text(self, digits: int = 2) -> str:
+        if not (np.isfinite(self.low) and np.isfinite(self.high)):
+            return f"{self.estimate:+.{digits}f} (no interval)"
         return f"{self.estimate:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "interval": self.bounds}
+        finite = {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in asdict(self).items()}
+        return {**finite, "interval": self.bounds}
+
+
+def finite_rounded(value: float, digits: int = 4) -> float | None:
+    """``value`` rounded, None (JSON null) when it is not finite."""
+    return round(float(value), digits) if np.isfinite(value) else None
 
 
 def verdict(interval: Interval | Sequence[float], direction: int = 1, threshold: float = 0.0) -> str:

@@ -374,6 +374,16 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _family_once_jobs_run(pid: int, timeout_s: float) -> list[int]:
+    """The live processes under ``pid`` once a submitit cell job is among them (asserts it starts in time)."""
+    deadline, jobs = time.time() + timeout_s, []
+    while time.time() < deadline and not jobs:
+        jobs = [p for p in _descendants(pid) if "submitit.core._submit" in _cmdline(p)]
+        time.sleep(0.05)
+    assert jobs, "the build should have started its cell jobs"
+    return [p for p in _descendants(pid) if _alive(p)]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_terminated_build_cancels_its_jobs_and_a_rerun_finishes(sig, tmp_path, lib, digits_task):
     """SIGTERM or SIGINT to `t2s rewards build` with the local executor: the builder cancels its running cell
@@ -384,12 +394,7 @@ def test_a_terminated_build_cancels_its_jobs_and_a_rerun_finishes(sig, tmp_path,
                  "all_off", "domain_randomization", "--seeds", "0", "--tasks", "digits", "--executor", "local",
                  "--max-parallel", "2"]
     builder = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline, jobs = time.time() + 120, []
-    while time.time() < deadline and not jobs:
-        jobs = [p for p in _descendants(builder.pid) if "submitit.core._submit" in _cmdline(p)]
-        time.sleep(0.05)
-    assert jobs, "the build should have started its cell jobs"
-    family = [p for p in _descendants(builder.pid) if _alive(p)]
+    family = _family_once_jobs_run(builder.pid, 120)
     time.sleep(1.0)  # inside the cells now (rendering or pre-training)
     os.kill(builder.pid, sig)
     _, err = builder.communicate(timeout=60)
@@ -415,12 +420,7 @@ def test_a_terminated_study_cancels_its_notebooks_build_jobs(tmp_path, lib, digi
     cmd = CLI + ["study", "--profile", "smoke", "--only", "03", "--set", "rewards.executor=local",
                  "--set", "rewards.max_parallel=2"]
     study = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
-    deadline, jobs = time.time() + 240, []
-    while time.time() < deadline and not jobs:
-        jobs = [p for p in _descendants(study.pid) if "submitit.core._submit" in _cmdline(p)]
-        time.sleep(0.1)
-    assert jobs, "the notebook's build should have started its cell jobs"
-    family = [p for p in _descendants(study.pid) if _alive(p)]
+    family = _family_once_jobs_run(study.pid, 240)
     os.kill(study.pid, signal.SIGTERM)
     _, err = study.communicate(timeout=120)
     assert study.returncode != 0

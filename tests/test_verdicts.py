@@ -87,3 +87,19 @@ def test_t_interval_over_tasks_covers_at_its_level_with_few_tasks(tasks):
     if tasks == 4:
         assert boot_hits / reps < 0.90  # why the bootstrap was replaced
     assert f"{tasks - 1} df" in iv.method
+
+
+def test_a_finding_over_one_task_has_no_interval_and_is_written_as_null(tmp_path, monkeypatch):
+    """One task gives no t interval: the verdict is not resolved, and findings.json gets nulls (valid JSON),
+    which INDEX.md shows as no interval."""
+    from t2s_lib.index import finding_text, findings_path, record_finding
+    from t2s_lib.profiles import load_profile
+
+    monkeypatch.setenv("T2S_RUNS", str(tmp_path))
+    iv = V.t_interval_over_tasks([0.4], "one task")
+    assert iv.bounds == [None, None] and V.verdict(iv) == V.NOT_RESOLVED
+    prof = load_profile("smoke")
+    record_finding(prof, "Table 1", V.verdict(iv), "one fraction task", iv)
+    finding = json.loads(findings_path(prof).read_text())["Table 1"]
+    assert finding["interval"] == [None, None] and "no interval" in finding_text(finding)
+    json.loads(json.dumps(iv.to_dict(), allow_nan=False))
