@@ -378,25 +378,26 @@ def _scaling_stage(prof: Profile, sizes: dict[str, tuple[int, int, int]]) -> Sta
         cost.actions = ["no scaling axes in this profile"]
         return cost
 
-    def settings_at(axis, value) -> tuple[list[str], int]:
-        """(the settings known at a point, how many it has): counted from the policies' predictions once
-        their summaries exist (notebooks 05 / 09); before, one per policy method"""
-        here = scaling.methods_at(prof, axis, value)
-        try:
-            known = sorted({k for m, per_task in scaling.method_settings(prof).items() if m in here
-                            for keys in per_task.values() for k in keys if k != SCRATCH})
-            return known, len(known)
-        except T2SError:  # a policy summary is not there yet: of the settings only domain randomisation is known
-            policies = [m for m in here if m in ("task2sim", "measured")]
-            n = len(policies) + ("domain_randomization" in here) + (sec.random_draws if "random" in here else 0)
-            return ([PRESETS["domain_randomization"].key] if "domain_randomization" in here else []), n
-
-    try:
-        scaling.method_settings(prof)
+    try:  # which settings the policies pick is known once their summaries exist (notebooks 05 / 09)
+        chosen: dict | None = scaling.method_settings(prof)
         counted = "distinct settings per point counted from the policies' predictions"
     except T2SError:
+        chosen = None
         counted = ("settings per point assume one distinct setting per policy method until the policies have "
                    "run: each more one adds a pre-training per point and seed")
+
+    def settings_at(axis, value) -> tuple[list[str], int]:
+        """(the settings known at a point, how many it has): counted from the policies' predictions, or
+        before they ran one per policy method (of the settings only domain randomisation is known)"""
+        here = scaling.methods_at(prof, axis, value)
+        if chosen is not None:
+            known = sorted({k for m, per_task in chosen.items() if m in here
+                            for keys in per_task.values() for k in keys if k != SCRATCH})
+            return known, len(known)
+        policies = [m for m in here if m in ("task2sim", "measured")]
+        n = len(policies) + ("domain_randomization" in here) + (sec.random_draws if "random" in here else 0)
+        return ([PRESETS["domain_randomization"].key] if "domain_randomization" in here else []), n
+
     per_point = {name: settings_at(axis, value) for axis, value, name in [(None, None, "base")] + pts}
     counted += ": " + ", ".join(f"{name} {n}" for name, (_, n) in per_point.items())
     tasks = scaling.scaling_tasks(prof)
